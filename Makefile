@@ -1,0 +1,33 @@
+# The course's two commands: `make lab` (set up and open the course) and
+# `make test` (set up and run every test). Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LAB_ARGS ?=
+
+.PHONY: lab test venv mirror clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.11 ...")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
+		--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(LAB_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Offline machines: build the CIFAR-10 mirror from ../shared (prints CIFAR10_DIR).
+mirror: $(STAMP)
+	@$(PY) ../shared/tools/make-cifar10-mirror $${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,0 +1,182 @@
+"""Course-wide settings: the fast/full mode switch, seeds, device and platform.
+
+Every notebook starts with ``config.setup()``. Everything that depends on the
+mode (data size, epochs) is read from here, never from ad-hoc variables in a
+notebook, so ``COURSE_FAST=1`` shrinks the whole course in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The public repository; the Colab setup cell of every notebook installs from it.
+REPO_URL = "https://github.com/dl-image-course/keras-image-recognition"
+
+#: Environment variable of the mode switch: ``COURSE_FAST=1`` is the fast mode.
+FAST_ENV = "COURSE_FAST"
+
+#: Seed used by ``setup()`` unless a notebook asks for another one.
+DEFAULT_SEED = 42
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How big the course runs: ``fast`` (CI, smoke tests) or ``full`` (the real course).
+
+    ``train_size`` and ``test_size`` are the sizes of the stratified slices of
+    CIFAR-10 used in this mode; ``None`` means the whole split.
+    """
+
+    name: str
+    train_size: int | None
+    test_size: int | None
+
+    @property
+    def fast(self) -> bool:
+        return self.name == "fast"
+
+
+FAST = Mode("fast", train_size=2_000, test_size=1_000)
+FULL = Mode("full", train_size=None, test_size=None)
+
+
+def current_mode(environ: Mapping[str, str] | None = None) -> Mode:
+    """Return the mode selected by ``COURSE_FAST`` (unset or ``0`` means full).
+
+    Raises ``ValueError`` for a value that is neither on nor off, rather than
+    guessing: a typo should not silently run the full course on CI.
+    """
+    environ = os.environ if environ is None else environ
+    raw = environ.get(FAST_ENV, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return FAST
+    if value in _FALSE:
+        return FULL
+    raise ValueError(
+        f"{FAST_ENV}={raw!r} is not a valid mode. Use {FAST_ENV}=1 for the fast mode "
+        f"(small data, 1-2 epochs) or leave it unset (or {FAST_ENV}=0) for the full course."
+    )
+
+
+def is_fast() -> bool:
+    """True when the course runs in fast mode (``COURSE_FAST=1``)."""
+    return current_mode().fast
+
+
+def pick(*, fast, full):
+    """``fast`` in fast mode, ``full`` otherwise: ``EPOCHS = pick(fast=1, full=30)``."""
+    return fast if is_fast() else full
+
+
+def set_seed(seed: int = DEFAULT_SEED) -> int:
+    """Seed Python, NumPy and the Keras backend so a re-run gives the same numbers."""
+    import keras
+
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    keras.utils.set_random_seed(seed)
+    return seed
+
+
+def detect_platform(environ: Mapping[str, str] | None = None) -> str:
+    """Where the notebook runs: ``"colab"``, ``"binder"`` or ``"local"``."""
+    environ = os.environ if environ is None else environ
+    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in environ:
+        return "colab"
+    if "BINDER_LAUNCH_HOST" in environ or "BINDER_REPO_URL" in environ:
+        return "binder"
+    return "local"
+
+
+def detect_accelerator() -> tuple[str, int]:
+    """Return the accelerator kind the Keras backend sees (``"GPU"``, ``"TPU"`` or ``"CPU"``)
+    and how many of them there are (1 for the CPU)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for kind in ("TPU", "GPU"):
+            devices = tf.config.list_logical_devices(kind)
+            if devices:
+                return kind, len(devices)
+    elif backend == "jax":
+        import jax
+
+        devices = [d for d in jax.devices() if d.platform != "cpu"]
+        if devices:
+            return devices[0].platform.upper(), len(devices)
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "GPU", torch.cuda.device_count()
+    return "CPU", 1
+
+
+def project_root() -> Path:
+    """The course's root folder (the one with ``notebooks/``), or the working directory
+    when ``helpers`` was installed from a package rather than from the repository."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "notebooks").is_dir() else Path.cwd()
+
+
+def artifacts_dir() -> Path:
+    """Folder for checkpoints, saved models and caches (``COURSE_ARTIFACTS`` overrides it)."""
+    path = Path(os.environ.get("COURSE_ARTIFACTS") or project_root() / "artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def banner(seed: int) -> str:
+    """The short summary printed by ``setup()``: versions, device, mode and data source."""
+    import keras
+
+    from helpers import data
+
+    mode = current_mode()
+    kind, count = detect_accelerator()
+    sizes = (
+        "full CIFAR-10"
+        if not mode.fast
+        else (f"{mode.train_size:,} train / {mode.test_size:,} test images, 1-2 epochs")
+    )
+    lines = [
+        f"Python {platform.python_version()} | Keras {keras.__version__} "
+        f"(backend: {keras.backend.backend()}{_backend_version()})",
+        f"Device: {kind}"
+        + (f" x{count}" if count > 1 else "")
+        + f" | Platform: {detect_platform()}",
+        f"Mode: {mode.name} ({sizes}) | seed {seed}",
+        f"Data: {data.describe_source()}",
+    ]
+    return "\n".join(lines)
+
+
+def _backend_version() -> str:
+    import keras
+
+    module = sys.modules.get(keras.backend.backend())  # tensorflow, jax, torch or numpy
+    version = getattr(module, "__version__", "")
+    return f" {version}" if version else ""
+
+
+def setup(seed: int = DEFAULT_SEED) -> Mode:
+    """Seed everything and print the banner; the first code cell of every notebook calls it.
+
+    Returns the current ``Mode`` so a notebook can show or use it.
+    """
+    mode = current_mode()  # fail early on a bad COURSE_FAST value
+    set_seed(seed)
+    print(banner(seed))
+    return mode
