@@ -1,0 +1,326 @@
+"""Evaluating a classifier: metrics from scikit-learn, confusion matrices, top-k, ensembles.
+
+Notebook 06 introduces every idea here in its own cells first; these functions
+package them so later notebooks can call them in one line.
+
+All functions take integer labels (``y_true``, ``y_pred``: shape ``(N,)``) or
+class probabilities (``proba``: shape ``(N, n_classes)``, rows summing to 1 as
+a softmax layer gives them). ``class_names`` fixes the number of classes, so a
+class that is missing from a small test slice still gets its row and column.
+
+Two edge cases are handled on purpose rather than left to warnings:
+
+* a class that the model **never predicts** has no precision (TP / (TP + FP)
+  is 0 / 0); scikit-learn's ``zero_division=0`` reports it as 0, and
+  ``never_predicted`` names those classes so a notebook can say why;
+* a class with **no true examples** has no recall and an all-zero row in the
+  confusion matrix; its normalised row stays zero instead of becoming NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from helpers import config
+
+#: Value scikit-learn reports for a metric whose denominator is zero (0 / 0).
+ZERO_DIVISION = 0.0
+
+
+class EvaluationError(ValueError):
+    """Labels or probabilities that cannot be evaluated; the message says how to fix them."""
+
+
+# --- checking inputs -------------------------------------------------------------------------
+
+
+def _labels(y, name: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:  # (N, 1) column, as Keras sometimes returns labels
+        y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or y.size == 0):
+        raise EvaluationError(
+            f"{name} must be a 1-D array of integer class labels, got shape {y.shape} and "
+            f"dtype {y.dtype}. For probabilities, take `proba.argmax(axis=1)` first."
+        )
+    if y.size == 0:
+        raise EvaluationError(f"{name} is empty: there is nothing to evaluate.")
+    return y.astype(np.int64)
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if len(y_true) != len(y_pred):
+        raise EvaluationError(
+            f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}: "
+            "predict on the same images you take the labels from."
+        )
+    return y_true, y_pred
+
+
+def _n_classes(class_names: Sequence[str] | None, *arrays: np.ndarray) -> int:
+    low, seen = min(int(a.min()) for a in arrays), max(int(a.max()) for a in arrays) + 1
+    if low < 0:
+        raise EvaluationError(f"class labels must be 0 or more, got {low}.")
+    if class_names is None:
+        return seen
+    if seen > len(class_names):
+        raise EvaluationError(
+            f"labels run up to {seen - 1}, outside the {len(class_names)} class names given "
+            f"(0 to {len(class_names) - 1})."
+        )
+    return len(class_names)
+
+
+def _proba(proba, name: str = "proba") -> np.ndarray:
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[0] == 0 or proba.shape[1] < 2:
+        raise EvaluationError(
+            f"{name} must have shape (n_images, n_classes) with at least 2 classes, "
+            f"got {proba.shape}. Use `model.predict(x)` on a batch of images."
+        )
+    return proba
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Share of images whose predicted class is the true class."""
+    from sklearn.metrics import accuracy_score
+
+    y_true, y_pred = _pair(y_true, y_pred)
+    return float(accuracy_score(y_true, y_pred))
+
+
+def never_predicted(y_true, y_pred, class_names: Sequence[str] | None = None) -> list[str]:
+    """Classes the model never predicts: their precision is 0 / 0, reported as 0.
+
+    Returns class names (or numbers as strings when ``class_names`` is None).
+    """
+    y_true, y_pred = _pair(y_true, y_pred)
+    n = _n_classes(class_names, y_true, y_pred)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    counts = np.bincount(y_pred, minlength=n)
+    return [names[c] for c in range(n) if counts[c] == 0]
+
+
+def report_table(y_true, y_pred, class_names: Sequence[str] | None = None):
+    """``sklearn.metrics.classification_report`` as a pandas DataFrame.
+
+    One row per class (precision, recall, f1-score, support, plus ``predicted``:
+    how often the model chose that class), then ``accuracy``, ``macro avg``
+    (every class counts the same) and ``weighted avg`` (classes weighted by
+    their number of true examples). A class never predicted gets precision 0
+    (``zero_division=0``) instead of a warning; see ``never_predicted``.
+    """
+    import pandas as pd
+    from sklearn.metrics import classification_report
+
+    y_true, y_pred = _pair(y_true, y_pred)
+    n = _n_classes(class_names, y_true, y_pred)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    report = classification_report(
+        y_true,
+        y_pred,
+        labels=list(range(n)),
+        target_names=names,
+        output_dict=True,
+        zero_division=ZERO_DIVISION,
+    )
+    acc = report.pop("accuracy")
+    table = pd.DataFrame(report).T
+    table["support"] = table["support"].astype(int)
+    predicted = np.bincount(y_pred, minlength=n)
+    table["predicted"] = [*predicted.tolist(), len(y_pred), len(y_pred)]
+    accuracy_row = pd.DataFrame(
+        {"precision": [np.nan], "recall": [np.nan], "f1-score": [acc]},
+        index=["accuracy"],
+    ).assign(support=len(y_true), predicted=len(y_pred))
+    table = pd.concat([table.iloc[:n], accuracy_row, table.iloc[n:]])
+    table.index.name = "class"
+    return table
+
+
+def summary(y_true, y_pred, class_names: Sequence[str] | None = None) -> dict[str, float]:
+    """Accuracy and the macro and weighted averages of precision, recall and F1, as a dict."""
+    table = report_table(y_true, y_pred, class_names)
+    out = {"accuracy": float(table.loc["accuracy", "f1-score"])}
+    for avg in ("macro", "weighted"):
+        for metric in ("precision", "recall", "f1-score"):
+            out[f"{metric.removesuffix('-score')}_{avg}"] = float(table.loc[f"{avg} avg", metric])
+    return out
+
+
+def confusion(y_true, y_pred, class_names: Sequence[str] | None = None, *, normalize=False):
+    """Confusion matrix: row = true class, column = predicted class.
+
+    With ``normalize=True`` each row is divided by the number of true examples
+    of its class, so it sums to 1 and the diagonal is the per-class recall. A
+    class with no true examples keeps a row of zeros (not NaN).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = _pair(y_true, y_pred)
+    n = _n_classes(class_names, y_true, y_pred)
+    counts = confusion_matrix(y_true, y_pred, labels=list(range(n)))
+    return normalize_rows(counts) if normalize else counts
+
+
+def normalize_rows(counts) -> np.ndarray:
+    """Divide each row of a confusion matrix by its sum; all-zero rows stay zero."""
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def most_confused(counts, class_names: Sequence[str], k: int = 5):
+    """The ``k`` largest off-diagonal cells of a confusion matrix, as a DataFrame.
+
+    Columns: ``true``, ``predicted``, ``count`` and ``share`` (the fraction of
+    that true class sent to that prediction). Pairs with a count of 0 are left out.
+    """
+    import pandas as pd
+
+    counts = np.asarray(counts)
+    if counts.shape != (len(class_names), len(class_names)):
+        raise EvaluationError(
+            f"expected a square confusion matrix with {len(class_names)} rows, got {counts.shape}"
+        )
+    shares = normalize_rows(counts)
+    rows = [
+        (class_names[t], class_names[p], int(counts[t, p]), float(shares[t, p]))
+        for t in range(len(class_names))
+        for p in range(len(class_names))
+        if t != p and counts[t, p] > 0
+    ]
+    table = pd.DataFrame(rows, columns=["true", "predicted", "count", "share"])
+    table = table.sort_values(["count", "share"], ascending=False, kind="stable")
+    return table.head(k).reset_index(drop=True)
+
+
+def top_k_accuracy(y_true, proba, k: int = 3) -> float:
+    """Share of images whose true class is among the ``k`` most probable classes."""
+    from sklearn.metrics import top_k_accuracy_score
+
+    proba = _proba(proba)
+    y_true = _labels(y_true, "y_true")
+    if len(y_true) != len(proba):
+        raise EvaluationError(f"{len(y_true)} labels for {len(proba)} rows of probabilities.")
+    if not 1 <= k <= proba.shape[1]:
+        raise EvaluationError(f"k must be between 1 and {proba.shape[1]}, got {k}.")
+    _n_classes(range(proba.shape[1]), y_true)
+    if k == proba.shape[1]:
+        return 1.0  # every class is in the top k (scikit-learn warns that this is meaningless)
+    return float(top_k_accuracy_score(y_true, proba, k=k, labels=list(range(proba.shape[1]))))
+
+
+def misclassified(y_true, proba, class_names: Sequence[str], n: int | None = None):
+    """The wrongly classified images, most confident mistakes first, as a DataFrame.
+
+    Columns: ``index`` (into the evaluated arrays), ``true``, ``predicted``,
+    ``confidence`` (probability of the predicted class). ``n`` keeps the first n.
+    """
+    import pandas as pd
+
+    proba = _proba(proba)
+    y_true = _labels(y_true, "y_true")
+    y_pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    confidence = proba[wrong, y_pred[wrong]]
+    order = np.argsort(-confidence, kind="stable")
+    wrong, confidence = wrong[order], confidence[order]
+    table = pd.DataFrame(
+        {
+            "index": wrong,
+            "true": [class_names[i] for i in y_true[wrong]],
+            "predicted": [class_names[i] for i in y_pred[wrong]],
+            "confidence": confidence,
+        }
+    )
+    return table if n is None else table.head(n)
+
+
+# --- models and ensembles ---------------------------------------------------------------------
+
+
+def predict_proba(model, x, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of ``model`` on uint8 images ``x`` (the model rescales them)."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def ensemble_proba(probas: Sequence) -> np.ndarray:
+    """An ensemble's prediction: the mean of its members' softmax probabilities."""
+    if len(probas) == 0:
+        raise EvaluationError("an ensemble needs at least one member's probabilities.")
+    arrays = [_proba(p, f"member {i}") for i, p in enumerate(probas)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise EvaluationError(
+            f"ensemble members disagree on shape {sorted(shapes)}: predict every member on "
+            "the same images."
+        )
+    return np.mean(arrays, axis=0)
+
+
+def compare_members(y_true, probas: dict[str, np.ndarray], k: int = 3):
+    """Accuracy and top-k accuracy of each member and of their ensemble, as a DataFrame.
+
+    The ``ensemble`` row averages all members; ``gain`` is its accuracy minus
+    the best single member's (positive: the ensemble helps).
+    """
+    import pandas as pd
+
+    rows = {name: _scores(y_true, p, k) for name, p in probas.items()}
+    rows["ensemble"] = _scores(y_true, ensemble_proba(list(probas.values())), k)
+    table = pd.DataFrame(rows).T
+    table.index.name = "model"
+    best = table.drop(index="ensemble")["accuracy"].max()
+    table["gain"] = table["accuracy"] - best
+    return table
+
+
+def _scores(y_true, proba, k: int) -> dict[str, float]:
+    proba = _proba(proba)
+    return {
+        "accuracy": accuracy(y_true, proba.argmax(axis=1)),
+        f"top-{k} accuracy": top_k_accuracy(y_true, proba, k),
+    }
+
+
+def saved_models(directory: str | Path | None = None, pattern: str = "*.keras") -> list[Path]:
+    """Models saved by earlier notebooks (``*.keras`` under ``config.artifacts_dir()``), sorted."""
+    folder = Path(directory) if directory is not None else config.artifacts_dir()
+    return sorted(p for p in folder.rglob(pattern) if p.is_file())
+
+
+def load_or_train(path: str | Path, train: Callable[[], object], *, save: bool = True):
+    """Load the Keras model saved at ``path``; when it is missing, call ``train()`` instead.
+
+    Prints which of the two happened, because the numbers that follow depend
+    on it. With ``save=True`` a freshly trained model is saved to ``path`` so the
+    next run loads it. Returns ``(model, loaded)`` where ``loaded`` is True for
+    a model read from disk.
+    """
+    import keras
+
+    path = Path(path)
+    if path.is_file():
+        model = keras.models.load_model(path, compile=False)  # for predictions only
+        print(f"Loaded {path.name} from {path.parent} (saved by an earlier notebook).")
+        return model, True
+    print(
+        f"{path.name} is not in {path.parent}: the notebook that saves it has not been run "
+        "here, so a quick model is trained now instead."
+    )
+    start = time.perf_counter()
+    model = train()
+    print(f"Trained in {time.perf_counter() - start:.0f} s.")
+    if save:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    return model, False
