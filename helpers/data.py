@@ -282,6 +282,39 @@ def load_course_data(data_dir: str | os.PathLike | None = None) -> Cifar10:
     return load_cifar10(data_dir, train_size=mode.train_size, test_size=mode.test_size)
 
 
+def channel_stats(images: np.ndarray, chunk: int = 5_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images, in pixel units (0-255).
+
+    Works through the images a chunk at a time, so it never holds a float copy
+    of the whole dataset (50,000 images as float64 would take 1.2 GB).
+    """
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].reshape(-1, 3).astype(np.float64)
+        total += block.sum(axis=0)
+        total_sq += (block**2).sum(axis=0)
+    count = len(images) * images.shape[1] * images.shape[2]
+    mean = total / count
+    return mean, np.sqrt(total_sq / count - mean**2)
+
+
+def memory_table(n_images: int, shape: tuple[int, ...] = (32, 32, 3)):
+    """How much memory ``n_images`` take as uint8, float32 and float64 (a pandas DataFrame)."""
+    import pandas as pd
+
+    values = n_images * int(np.prod(shape))
+    rows = [
+        {
+            "dtype": name,
+            "bytes per value": np.dtype(name).itemsize,
+            "MB": values * np.dtype(name).itemsize / 1e6,
+        }
+        for name in ("uint8", "float32", "float64")
+    ]
+    return pd.DataFrame(rows).set_index("dtype")
+
+
 # --- splitting -------------------------------------------------------------------------------
 
 

@@ -1,0 +1,167 @@
+"""Figures used across the course (matplotlib and seaborn).
+
+Each function draws one kind of picture and returns the matplotlib Figure,
+so a notebook cell stays one short call and the figure can still be saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def image_grid(
+    images: np.ndarray,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    size: float = 1.3,
+):
+    """Draw uint8 images ``(N, H, W, 3)`` in a grid, with an optional title under each."""
+    n = len(images)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def examples_per_class(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    per_class: int = 8,
+    seed: int = 0,
+):
+    """One row per class with ``per_class`` random examples of it, the class name on the left."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(
+        len(class_names), per_class, figsize=(per_class * 1.0, len(class_names) * 1.0)
+    )
+    for row, name in enumerate(class_names):
+        picks = rng.choice(np.flatnonzero(labels == row), size=per_class, replace=False)
+        for col, index in enumerate(picks):
+            ax = axes[row, col]
+            ax.imshow(images[index], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(splits: dict[str, np.ndarray], class_names: Sequence[str]):
+    """Bar chart of the share of each class in each named split (e.g. train, validation)."""
+    frames = []
+    for split, labels in splits.items():
+        counts = np.bincount(labels, minlength=len(class_names))
+        frames.append(
+            pd.DataFrame({"class": class_names, "share": counts / counts.sum(), "split": split})
+        )
+    table = pd.concat(frames, ignore_index=True)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    sns.barplot(data=table, x="class", y="share", hue="split", ax=ax)
+    ax.axhline(1 / len(class_names), color="black", lw=0.8, ls="--", label="perfect balance")
+    ax.set_ylabel("share of images")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def channel_histograms(images: np.ndarray, sample: int = 300, seed: int = 0):
+    """Distribution of pixel values in the red, green and blue channels (a random sample)."""
+    rng = np.random.default_rng(seed)
+    picked = images[rng.choice(len(images), size=min(sample, len(images)), replace=False)]
+    table = pd.DataFrame(
+        {
+            "value": picked.reshape(-1, 3).ravel(order="F"),
+            "channel": np.repeat(["red", "green", "blue"], picked.size // 3),
+        }
+    )
+    fig, ax = plt.subplots(figsize=(8, 3))
+    sns.histplot(
+        data=table,
+        x="value",
+        hue="channel",
+        bins=64,
+        element="step",
+        stat="density",
+        common_norm=False,
+        palette={"red": "tab:red", "green": "tab:green", "blue": "tab:blue"},
+        ax=ax,
+    )
+    ax.set_xlabel("pixel value (uint8, 0-255)")
+    fig.tight_layout()
+    return fig
+
+
+# --- evaluation (notebook 06) -----------------------------------------------------------------
+
+
+def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
+    """Two heatmaps of one confusion matrix: counts, and rows normalised to sum to 1 (recall
+    on the diagonal). Rows are true classes, columns predictions."""
+    from helpers.evaluation import normalize_rows
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    panels = [(counts, "d", "counts"), (normalize_rows(counts), ".2f", "share of each true class")]
+    for ax, (matrix, fmt, title) in zip(axes, panels, strict=True):
+        sns.heatmap(
+            matrix,
+            annot=True,
+            fmt=fmt,
+            cmap="Blues",
+            cbar=False,
+            square=True,
+            annot_kws={"fontsize": 7},
+            xticklabels=class_names,
+            yticklabels=class_names,
+            ax=ax,
+        )
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_grid(images: np.ndarray, table: pd.DataFrame, ncols: int = 8):
+    """Misclassified images with "true → predicted (confidence)" under each; ``table`` comes
+    from ``helpers.evaluation.misclassified``."""
+    titles = [f"{row.true} →\n{row.predicted} ({row.confidence:.0%})" for row in table.itertuples()]
+    return image_grid(images[table["index"].to_numpy()], titles, ncols=ncols, size=1.5)
+
+
+def top_k_bars(image: np.ndarray, top: pd.DataFrame, title: str = ""):
+    """An image next to a bar chart of its most probable classes (``class``, ``probability``)."""
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(7.5, 2.6), gridspec_kw={"width_ratios": [1, 2.2]}
+    )
+    left.imshow(image, interpolation="nearest")
+    left.set_title(f"{title}\n(what the model sees: 32×32)", fontsize=9)
+    left.axis("off")
+    sns.barplot(data=top, x="probability", y="class", color="tab:blue", ax=right)
+    for patch, p in zip(right.patches, top["probability"], strict=False):
+        right.text(
+            patch.get_width() + 0.01,
+            patch.get_y() + patch.get_height() / 2,
+            f"{p:.0%}",
+            va="center",
+            fontsize=9,
+        )
+    right.set_xlim(0, 1.1)
+    right.set_xlabel("probability")
+    right.set_ylabel("")
+    fig.tight_layout()
+    return fig
