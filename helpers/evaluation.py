@@ -292,10 +292,36 @@ def _scores(y_true, proba, k: int) -> dict[str, float]:
     }
 
 
-def saved_models(directory: str | Path | None = None, pattern: str = "*.keras") -> list[Path]:
-    """Models saved by earlier notebooks (``*.keras`` under ``config.artifacts_dir()``), sorted."""
+def saved_models(
+    patterns: Sequence[str] = ("*.keras",), directory: str | Path | None = None
+) -> dict[str, Path]:
+    """Models saved by earlier notebooks: ``{name: path}`` for the files under
+    ``config.artifacts_dir()`` (or ``directory``) that match any of the glob ``patterns``,
+    e.g. ``"runs/03_*/best.keras"``, sorted by name. A file called ``best.keras`` or
+    ``last.keras`` is named after its folder (the run), any other after its file name."""
     folder = Path(directory) if directory is not None else config.artifacts_dir()
-    return sorted(p for p in folder.rglob(pattern) if p.is_file())
+    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
+    named = {(p.parent.name if p.stem in ("best", "last") else p.stem): p for p in found}
+    return dict(sorted(named.items()))
+
+
+def load_members(paths: dict[str, Path], input_shape=(32, 32, 3), n_classes: int = 10) -> dict:
+    """Load saved models for an ensemble, keeping those that take ``input_shape`` images and
+    output ``n_classes`` probabilities; the others are skipped with a printed reason."""
+    from helpers import training
+
+    members = {}
+    for name, path in paths.items():
+        model = training.load_model(path)
+        inputs, outputs = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+        if inputs != tuple(input_shape) or outputs != (n_classes,):
+            print(
+                f"skipped {name}: it maps {inputs} to {outputs}, "
+                f"not {tuple(input_shape)} to ({n_classes},)"
+            )
+            continue
+        members[name] = model
+    return members
 
 
 def load_or_train(path: str | Path, train: Callable[[], object], *, save: bool = True):
@@ -306,11 +332,11 @@ def load_or_train(path: str | Path, train: Callable[[], object], *, save: bool =
     next run loads it. Returns ``(model, loaded)`` where ``loaded`` is True for
     a model read from disk.
     """
-    import keras
-
     path = Path(path)
     if path.is_file():
-        model = keras.models.load_model(path, compile=False)  # for predictions only
+        from helpers import training
+
+        model = training.load_model(path)  # knows the course's custom loss
         print(f"Loaded {path.name} from {path.parent} (saved by an earlier notebook).")
         return model, True
     print(

@@ -192,4 +192,12 @@ def test_predict_proba_and_load_or_train(tmp_path, capsys):
         evaluation.predict_proba(again, x), evaluation.predict_proba(model, x), rtol=1e-6
     )
     assert evaluation.predict_proba(model, x).shape == (5, 3)
-    assert evaluation.saved_models(tmp_path) == [path]
+    assert evaluation.saved_models(directory=tmp_path / "models") == {"tiny": path}
+    run = tmp_path / "runs" / "03_run" / "best.keras"
+    run.parent.mkdir(parents=True)
+    model.save(run)
+    found = evaluation.saved_models(["runs/03_*/best.keras", "models/*.keras"], tmp_path)
+    assert found == {"03_run": run, "tiny": path}
+    assert list(evaluation.load_members(found, input_shape=(4,), n_classes=3)) == ["03_run", "tiny"]
+    assert evaluation.load_members(found) == {}  # not 32x32x3 -> 10: skipped
+    assert "skipped 03_run" in capsys.readouterr().out
