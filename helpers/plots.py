@@ -114,7 +114,7 @@ def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
     on the diagonal). Rows are true classes, columns predictions."""
     from helpers.evaluation import normalize_rows
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     panels = [(counts, "d", "counts"), (normalize_rows(counts), ".2f", "share of each true class")]
     for ax, (matrix, fmt, title) in zip(axes, panels, strict=True):
         sns.heatmap(
@@ -139,7 +139,7 @@ def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
 def misclassified_grid(images: np.ndarray, table: pd.DataFrame, ncols: int = 8):
     """Misclassified images with "true → predicted (confidence)" under each; ``table`` comes
     from ``helpers.evaluation.misclassified``."""
-    titles = [f"{row.true} →\n{row.predicted} ({row.confidence:.0%})" for row in table.itertuples()]
+    titles = [f"{row.true}→{row.predicted} {row.confidence:.0%}" for row in table.itertuples()]
     return image_grid(images[table["index"].to_numpy()], titles, ncols=ncols, size=1.5)
 
 
@@ -165,3 +165,55 @@ def top_k_bars(image: np.ndarray, top: pd.DataFrame, title: str = ""):
     right.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+# --- overfitting (notebook 05) ----------------------------------------------------------------
+
+
+def generalization_gap(history: pd.DataFrame, title: str = ""):
+    """Training and validation accuracy per epoch with the gap between them shaded, and the
+    two losses. ``history`` is tidy (``training.history_frame``: epoch, metric, split, value)."""
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+    acc = history[history["metric"] == "accuracy"].pivot(
+        index="epoch", columns="split", values="value"
+    )
+    acc_ax.plot(acc.index, acc["train"], marker="o", label="train")
+    acc_ax.plot(acc.index, acc["validation"], marker="o", label="validation")
+    acc_ax.fill_between(
+        acc.index, acc["validation"], acc["train"], color="tab:red", alpha=0.15, label="gap"
+    )
+    last = acc.index[-1]
+    gap = acc.loc[last, "train"] - acc.loc[last, "validation"]
+    acc_ax.annotate(
+        f"gap {gap:.2f}",
+        (last, (acc.loc[last, "train"] + acc.loc[last, "validation"]) / 2),
+        ha="right",
+        color="tab:red",
+    )
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
+    acc_ax.legend()
+    losses = history[history["metric"] == "loss"]
+    sns.lineplot(data=losses, x="epoch", y="value", hue="split", marker="o", ax=loss_ax)
+    loss_ax.set(ylabel="loss", title=f"{title} loss".strip())
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves_grid(histories: pd.DataFrame, metric: str = "accuracy", col_wrap: int = 4):
+    """One panel per run (column ``run``) with the train and validation curves of ``metric``,
+    on shared axes so the runs compare at a glance (seaborn ``relplot``)."""
+    grid = sns.relplot(
+        data=histories[histories["metric"] == metric],
+        x="epoch",
+        y="value",
+        hue="split",
+        col="run",
+        col_wrap=min(col_wrap, histories["run"].nunique()),
+        kind="line",
+        marker="o",
+        height=2.5,
+        aspect=1.15,
+    )
+    grid.set_titles("{col_name}")
+    grid.set_ylabels(metric)
+    return grid.figure
