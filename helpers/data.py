@@ -18,6 +18,8 @@ floats happens inside the models.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import os
 import pickle
@@ -192,7 +194,21 @@ def _read_archive(archive: Path) -> tuple[np.ndarray, ...]:
 def _join(parts: dict) -> tuple[np.ndarray, ...]:
     x_train = np.concatenate([parts[n][0] for n in TRAIN_FILES])
     y_train = np.concatenate([parts[n][1] for n in TRAIN_FILES])
-    return x_train, y_train, *parts[TEST_FILE]
+    x_test, y_test = parts[TEST_FILE]
+    parts.clear()
+    _release_freed_memory()
+    return x_train, y_train, x_test, y_test
+
+
+def _release_freed_memory() -> None:
+    """Give the batch files' freed read buffers back to the operating system.
+
+    glibc keeps large freed buffers for reuse, which here leaves about 170 MB
+    of dead memory in the process after loading; on Binder's 2 GB that matters.
+    Elsewhere (macOS, Windows, musl) this does nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 # --- finding the data ------------------------------------------------------------------------
@@ -282,7 +298,7 @@ def load_course_data(data_dir: str | os.PathLike | None = None) -> Cifar10:
     return load_cifar10(data_dir, train_size=mode.train_size, test_size=mode.test_size)
 
 
-def channel_stats(images: np.ndarray, chunk: int = 5_000) -> tuple[np.ndarray, np.ndarray]:
+def channel_stats(images: np.ndarray, chunk: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images, in pixel units (0-255).
 
     Works through the images a chunk at a time, so it never holds a float copy
