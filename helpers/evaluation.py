@@ -245,6 +245,19 @@ def misclassified(y_true, proba, class_names: Sequence[str], n: int | None = Non
     return table if n is None else table.head(n)
 
 
+def generalization_gap(model, train: tuple, validation: tuple) -> dict[str, float]:
+    """Accuracy on the training data and on the validation data, both measured the same
+    way (inference mode: dropout and augmentation off), and their difference ``gap``.
+
+    The training accuracy Keras logs during ``fit`` is measured with dropout and
+    augmentation on and averaged over a changing model, so it is not comparable.
+    """
+    (x_train, y_train), (x_val, y_val) = train, validation
+    train_acc = accuracy(y_train, predict_proba(model, x_train).argmax(axis=1))
+    val_acc = accuracy(y_val, predict_proba(model, x_val).argmax(axis=1))
+    return {"train accuracy": train_acc, "val accuracy": val_acc, "gap": train_acc - val_acc}
+
+
 # --- models and ensembles ---------------------------------------------------------------------
 
 
@@ -324,29 +337,26 @@ def load_members(paths: dict[str, Path], input_shape=(32, 32, 3), n_classes: int
     return members
 
 
-def load_or_train(path: str | Path, train: Callable[[], object], *, save: bool = True):
-    """Load the Keras model saved at ``path``; when it is missing, call ``train()`` instead.
+def load_or_train(
+    patterns: Sequence[str], train: Callable[[], object], directory: str | Path | None = None
+):
+    """The first usable model that an earlier notebook saved (``saved_models(patterns)``,
+    in name order); when there is none, ``train()`` builds one instead.
 
-    Prints which of the two happened, because the numbers that follow depend
-    on it. With ``save=True`` a freshly trained model is saved to ``path`` so the
-    next run loads it. Returns ``(model, loaded)`` where ``loaded`` is True for
-    a model read from disk.
+    Prints which of the two happened, because the numbers that follow depend on it.
+    Returns ``(name, model, loaded)``, ``loaded`` True for a model read from disk.
     """
-    path = Path(path)
-    if path.is_file():
-        from helpers import training
-
-        model = training.load_model(path)  # knows the course's custom loss
-        print(f"Loaded {path.name} from {path.parent} (saved by an earlier notebook).")
-        return model, True
+    members = load_members(saved_models(patterns, directory))
+    if members:
+        name, model = next(iter(members.items()))
+        print(f"Loaded {name}, saved by an earlier notebook.")
+        return name, model, True
+    folder = Path(directory) if directory is not None else config.artifacts_dir()
     print(
-        f"{path.name} is not in {path.parent}: the notebook that saves it has not been run "
-        "here, so a quick model is trained now instead."
+        f"No saved model matches {', '.join(patterns)} in {folder}: the notebooks that save "
+        "one have not been run here, so a quick model is trained now instead."
     )
     start = time.perf_counter()
     model = train()
-    print(f"Trained in {time.perf_counter() - start:.0f} s.")
-    if save:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save(path)
-    return model, False
+    print(f"Trained (or reloaded from its checkpoint) in {time.perf_counter() - start:.0f} s.")
+    return getattr(model, "name", "quick model"), model, False

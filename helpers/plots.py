@@ -217,3 +217,23 @@ def learning_curves_grid(histories: pd.DataFrame, metric: str = "accuracy", col_
     grid.set_titles("{col_name}")
     grid.set_ylabels(metric)
     return grid.figure
+
+
+def image_rows(rows: dict[str, np.ndarray], size: float = 1.25):
+    """One row of uint8 images per entry of ``rows``, the entry's name on the left
+    (e.g. the same images before and after each augmentation layer)."""
+    ncols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(
+        len(rows), ncols, figsize=(ncols * size + 1.5, len(rows) * size), squeeze=False
+    )
+    for ax_row, (name, images) in zip(axes, rows.items(), strict=True):
+        for col, ax in enumerate(ax_row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(images):
+                ax.imshow(images[col], interpolation="nearest")
+            else:
+                ax.axis("off")
+        ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout()
+    return fig

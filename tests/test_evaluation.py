@@ -171,33 +171,67 @@ def test_bad_labels_say_what_to_do(y_true, y_pred, match):
         evaluation.report_table(y_true, y_pred, NAMES)
 
 
-def test_predict_proba_and_load_or_train(tmp_path, capsys):
+def _tiny_model(name="tiny"):
     import keras
 
-    def train():
-        model = keras.Sequential(
-            [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")], name="tiny"
-        )
-        model.compile(loss="sparse_categorical_crossentropy")
-        return model
-
-    path = tmp_path / "models" / "tiny.keras"
-    model, loaded = evaluation.load_or_train(path, train)
-    assert not loaded and path.is_file()
-    assert "trained now instead" in capsys.readouterr().out
-    again, loaded = evaluation.load_or_train(path, train)
-    assert loaded and "Loaded tiny.keras" in capsys.readouterr().out
-    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
-    np.testing.assert_allclose(
-        evaluation.predict_proba(again, x), evaluation.predict_proba(model, x), rtol=1e-6
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3, activation="softmax")], name=name
     )
-    assert evaluation.predict_proba(model, x).shape == (5, 3)
-    assert evaluation.saved_models(directory=tmp_path / "models") == {"tiny": path}
-    run = tmp_path / "runs" / "03_run" / "best.keras"
+    model.compile(loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_saved_models_and_members(tmp_path, capsys):
+    flat = tmp_path / "03_flat.keras"
+    run = tmp_path / "runs" / "04_run" / "best.keras"
     run.parent.mkdir(parents=True)
-    model.save(run)
-    found = evaluation.saved_models(["runs/03_*/best.keras", "models/*.keras"], tmp_path)
-    assert found == {"03_run": run, "tiny": path}
-    assert list(evaluation.load_members(found, input_shape=(4,), n_classes=3)) == ["03_run", "tiny"]
-    assert evaluation.load_members(found) == {}  # not 32x32x3 -> 10: skipped
-    assert "skipped 03_run" in capsys.readouterr().out
+    _tiny_model().save(flat)
+    _tiny_model().save(run)
+    (tmp_path / "runs" / "04_run" / "notes.txt").write_text("not a model")
+    found = evaluation.saved_models(["runs/0[345]_*/best.keras", "0[345]_*.keras"], tmp_path)
+    assert found == {"03_flat": flat, "04_run": run}
+    members = evaluation.load_members(found, input_shape=(4,), n_classes=3)
+    assert list(members) == ["03_flat", "04_run"]
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    assert evaluation.predict_proba(members["04_run"], x).shape == (5, 3)
+    assert evaluation.load_members(found) == {}  # not 32x32x3 -> 10: skipped, said why
+    assert "skipped 03_flat" in capsys.readouterr().out
+
+
+def test_load_or_train_loads_when_saved_else_trains_and_says_so(tmp_path, capsys):
+    calls = []
+
+    def train():
+        calls.append(1)
+        return _tiny_model("fresh")
+
+    name, model, loaded = evaluation.load_or_train(["03_*.keras"], train, tmp_path)
+    assert (name, loaded, calls) == ("fresh", False, [1])
+    assert "quick model is trained now instead" in capsys.readouterr().out
+
+    saved = _tiny_model("saved")
+    saved.save(tmp_path / "03_model.keras")
+    import keras
+
+    keras_input = keras.Input((32, 32, 3))
+    real = keras.Model(keras_input, keras.layers.Dense(10)(keras.layers.Flatten()(keras_input)))
+    real.save(tmp_path / "03_real.keras")
+    name, model, loaded = evaluation.load_or_train(["03_*.keras"], train, tmp_path)
+    assert (name, loaded, calls) == ("03_real", True, [1])  # 03_model skipped: wrong shapes
+    assert "Loaded 03_real" in capsys.readouterr().out
+    x = np.zeros((2, 32, 32, 3), "float32")
+    np.testing.assert_allclose(evaluation.predict_proba(model, x), real.predict(x, verbose=0))
+
+
+def test_generalization_gap_uses_the_same_measure_on_both_sides():
+    class Lookup:
+        """Predicts class 0 for every image whose first value is 0, else class 1."""
+
+        def predict(self, x, batch_size=None, verbose=0):
+            first = np.asarray(x)[:, 0]
+            return np.stack([first == 0, first != 0], axis=1).astype(float)
+
+    x_train, y_train = np.array([[0], [1], [0], [1]]), np.array([0, 1, 0, 1])  # all right
+    x_val, y_val = np.array([[0], [1], [1], [1]]), np.array([0, 0, 0, 1])  # 2 of 4 right
+    out = evaluation.generalization_gap(Lookup(), (x_train, y_train), (x_val, y_val))
+    assert out == {"train accuracy": 1.0, "val accuracy": 0.5, "gap": 0.5}
