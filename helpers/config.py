@@ -124,6 +124,18 @@ def detect_accelerator() -> tuple[str, int]:
     return "CPU", 1
 
 
+def transfer_input_size(accelerator: str | None = None) -> int:
+    """Side in pixels of the square images fed to a pretrained network (VGG16, notebook 04).
+
+    32 px (CIFAR-10's own size, the smallest VGG16 accepts) on a CPU, where every
+    pixel costs; 128 px on a GPU or TPU, closer to the 224 px the network was trained
+    on. The cost grows with the square of the side: see ``helpers.transfer.flops_table``.
+    ``accelerator`` (``"CPU"``, ``"GPU"``, ``"TPU"``) defaults to the detected one.
+    """
+    kind = accelerator or detect_accelerator()[0]
+    return 32 if kind.upper() == "CPU" else 128
+
+
 def project_root() -> Path:
     """The course's root folder (the one with ``notebooks/``), or the working directory
     when ``helpers`` was installed from a package rather than from the repository."""
