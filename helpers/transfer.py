@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import config
+from helpers import config, training
 
 #: Environment variable naming a local copy of the weights file.
 WEIGHTS_ENV = "VGG16_WEIGHTS"
@@ -220,26 +220,28 @@ def load_vgg16_weights(base, path: str | os.PathLike, origin: str = "weights fil
 
 # --- the model -------------------------------------------------------------------------------
 
-_PREPROCESS_LAYER = None
-
 
 def preprocess_layer(name: str = "vgg16_preprocess"):
-    """A layer applying ``keras.applications.vgg16.preprocess_input`` (RGB -> BGR, minus the
-    ImageNet mean per channel, no scaling) to uint8 images, inside the model."""
-    global _PREPROCESS_LAYER
-    if _PREPROCESS_LAYER is None:
-        import keras
+    """``keras.applications.vgg16.preprocess_input`` as a layer inside the model.
 
-        @keras.saving.register_keras_serializable(package="course")
-        class VGG16Preprocess(keras.layers.Layer):
-            """``vgg16.preprocess_input`` as a layer: images in, VGG16's input out."""
+    VGG16's preprocessing ("caffe" mode) is affine per pixel: swap red and blue
+    (RGB -> BGR) and subtract the ImageNet mean of each channel, with no scaling. So it
+    is exactly a frozen ``Dense(3)`` on the channel axis, whose kernel (a permutation)
+    and bias (minus the mean) are read off ``preprocess_input`` itself. A built-in
+    layer, not custom code: a saved model loads anywhere without extra registration.
+    """
+    import keras
 
-            def call(self, images):
-                x = keras.ops.cast(images, self.compute_dtype)
-                return keras.applications.vgg16.preprocess_input(x)
-
-        _PREPROCESS_LAYER = VGG16Preprocess
-    return _PREPROCESS_LAYER(name=name)
+    preprocess = keras.applications.vgg16.preprocess_input
+    bias = preprocess(np.zeros((1, 3), dtype="float32"))[0]
+    kernel = preprocess(np.eye(3, dtype="float32")) - bias  # row i: where channel i goes
+    return keras.layers.Dense(
+        3,
+        kernel_initializer=keras.initializers.Constant(kernel),
+        bias_initializer=keras.initializers.Constant(bias),
+        trainable=False,
+        name=name,
+    )
 
 
 def check_input_size(size) -> int:
@@ -337,17 +339,6 @@ def build_head(feature_shape: tuple[int, ...], kind: str = "flatten", units: int
     return keras.Model(inputs, outputs, name=f"head_{kind}")
 
 
-def compile_model(model, learning_rate: float) -> None:
-    """Compile for integer labels: Adam at ``learning_rate``, cross-entropy, accuracy."""
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-
-
 @dataclass
 class TransferModel:
     """A head on a backbone: ``model`` (uint8 images -> class probabilities) and its parts.
@@ -371,8 +362,8 @@ def add_head(
     head = build_head(backbone.feature_shape, kind)
     extractor = backbone.extractor
     model = keras.Model(extractor.input, head(extractor.output), name=f"vgg16_{kind}")
-    compile_model(head, learning_rate)
-    compile_model(model, learning_rate)
+    training.compile_model(head, learning_rate=learning_rate)
+    training.compile_model(model, learning_rate=learning_rate)
     return TransferModel(model, head, backbone, kind)
 
 
@@ -401,7 +392,7 @@ def unfreeze_top_blocks(
         layer.trainable = block is not None and block >= first
         if layer.trainable and layer.weights:
             trainable.append(layer.name)
-    compile_model(transfer.model, learning_rate)
+    training.compile_model(transfer.model, learning_rate=learning_rate)
     return trainable
 
 
@@ -493,7 +484,7 @@ def time_head_training(
             model = add_head(backbone, kind).model
         else:
             model = build_head(backbone.feature_shape, kind)
-            compile_model(model, HEAD_LEARNING_RATE)
+            training.compile_model(model, learning_rate=HEAD_LEARNING_RATE)
         model.fit(x[:batch_size], labels[:batch_size], batch_size=batch_size, verbose=0)
         start = time.perf_counter()
         model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)

@@ -75,15 +75,25 @@ def test_backbone_is_frozen_vgg16_with_preprocessing_inside(backbone):
     assert backbone.feature_shape == (1, 1, 512)
     assert backbone.extractor.input.dtype == "uint8"
     kinds = [type(layer).__name__ for layer in backbone.extractor.layers]
-    assert kinds == ["InputLayer", "Resizing", "VGG16Preprocess", "Functional"]
+    assert kinds == ["InputLayer", "Resizing", "Dense", "Functional"]
+    assert backbone.extractor.get_layer("vgg16_preprocess").trainable_weights == []
 
 
 def test_preprocess_layer_is_vgg16_preprocess_input(images):
     x = images[0][:4]
-    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, transfer.preprocess_layer()(inputs))
     expected = keras.applications.vgg16.preprocess_input(x.astype("float32"))
-    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(model.predict(x.astype("float32"), verbose=0), expected, atol=1e-4)
+    # RGB -> BGR, minus the ImageNet mean: a red pixel becomes "blue" in VGG16's eyes.
+    red = np.zeros((1, 1, 1, 3), dtype="float32")
+    red[..., 0] = 255
+    out = model.predict(red, verbose=0)[0, 0, 0]
+    np.testing.assert_allclose(out, 255 * np.eye(3)[2] + expected_mean_offset(), atol=1e-4)
+
+
+def expected_mean_offset():
+    return keras.applications.vgg16.preprocess_input(np.zeros((1, 3), dtype="float32"))[0]
 
 
 def test_heads_differ_in_their_first_layer():
@@ -314,3 +324,12 @@ def test_flops_grow_with_the_square_of_the_input_size():
     table = transfer.flops_table((32, 64))
     assert list(table["feature map"]) == ["1×1×512", "2×2×512"]
     assert table["cost vs first"].tolist() == [1.0, 4.0]
+
+
+def test_saved_model_loads_without_custom_objects(backbone, images, tmp_path):
+    x, _ = images
+    model = transfer.add_head(backbone, "gap").model
+    path = tmp_path / "vgg16_gap.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
