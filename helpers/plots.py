@@ -191,6 +191,8 @@ def generalization_gap(history: pd.DataFrame, title: str = ""):
         color="tab:red",
     )
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
+    for ax in (acc_ax, loss_ax):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     acc_ax.legend()
     losses = history[history["metric"] == "loss"]
     sns.lineplot(data=losses, x="epoch", y="value", hue="split", marker="o", ax=loss_ax)
@@ -215,6 +217,8 @@ def learning_curves_grid(histories: pd.DataFrame, metric: str = "accuracy", col_
         aspect=1.15,
     )
     grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     grid.set_ylabels(metric)
     return grid.figure
 
