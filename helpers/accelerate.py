@@ -1,0 +1,215 @@
+"""The GPU fast path: settings that make the same Keras model train much faster on an
+accelerator, chosen from the device that is present.
+
+Four levers, each switched on only where it helps:
+
+- **Mixed precision** (Micikevicius et al., "Mixed Precision Training", ICLR 2018):
+  layers compute in 16-bit floats and keep their weights in ``float32``.
+  ``"mixed_bfloat16"`` on GPUs of compute capability 8.0 and newer (A100, H100,
+  RTX 30xx/40xx) and on TPUs: bfloat16 has the range of float32, so no loss
+  scaling is needed. ``"mixed_float16"`` on older GPUs (Colab's T4 is 7.5),
+  which have fast float16 but no bfloat16 units; Keras then wraps the optimizer
+  in a ``LossScaleOptimizer`` by itself. ``"float32"`` on the CPU, where 16-bit
+  math is not faster. The course models compute their output layer in
+  ``float32`` (``dtype="float32"``), so the softmax and the loss stay exact.
+- **XLA compilation** (``jit_compile=True``): fuses the many small operations
+  of a convolutional network into few GPU kernels. On the JAX backend every
+  step is compiled anyway; on a CPU the compile time outweighs the gain in a
+  short run, so it stays off there.
+- **``steps_per_execution``**: runs several training steps per call from
+  Python, so a fast GPU does not wait for the Python loop between small steps.
+- **Batch size with the learning rate** (the linear scaling rule of Goyal et al.,
+  "Accurate, Large Minibatch SGD", 2017): a batch ``k`` times larger gets a
+  learning rate ``k`` times larger, with a short warm-up; several GPUs multiply
+  the global batch by their number.
+
+Images stay ``uint8`` until they are inside the model (``Rescaling`` and
+augmentation are layers), so each training step moves a quarter of the bytes a
+float32 pipeline would move to the device, and preprocessing runs on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+#: Precision policies by device; see ``precision_policy``.
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+#: The batch size that learning rates in the course are quoted for.
+REFERENCE_BATCH_SIZE = 512
+
+
+class AcceleratorError(ValueError):
+    """A fast-path option is out of range; the message says which values are accepted."""
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """Fit and compile settings for one device kind, from ``fast_path_settings``.
+
+    ``compile_kwargs()`` goes to ``model.compile`` and ``fit_kwargs()`` to
+    ``model.fit``; ``precision`` must be set (``use_precision``) before the model
+    is built, because layers pick their dtype when they are created.
+    """
+
+    kind: str
+    count: int
+    precision: str
+    jit_compile: bool
+    steps_per_execution: int
+    batch_size: int
+    learning_rate: float
+
+    def compile_kwargs(self) -> dict:
+        """``jit_compile`` and ``steps_per_execution`` for ``model.compile``."""
+        return {"jit_compile": self.jit_compile, "steps_per_execution": self.steps_per_execution}
+
+    def fit_kwargs(self) -> dict:
+        """``batch_size`` for ``model.fit``."""
+        return {"batch_size": self.batch_size}
+
+    def describe(self) -> str:
+        """One line a notebook prints: what the fast path chose, and on which device."""
+        device = self.kind + (f" x{self.count}" if self.count > 1 else "")
+        return (
+            f"{device}: precision {self.precision}, jit_compile={self.jit_compile}, "
+            f"steps_per_execution={self.steps_per_execution}, batch {self.batch_size}, "
+            f"learning rate {self.learning_rate:g}"
+        )
+
+    def as_dict(self) -> dict:
+        """The settings as a plain dict (for benchmark JSON files)."""
+        return asdict(self)
+
+
+def _check_kind(kind: str) -> str:
+    if not isinstance(kind, str) or kind.upper() not in ("CPU", "GPU", "TPU"):
+        raise AcceleratorError(f"device kind must be 'CPU', 'GPU' or 'TPU', got {kind!r}")
+    return kind.upper()
+
+
+def _check_positive_int(option: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AcceleratorError(f"{option} must be a positive integer, got {value!r}")
+    return value
+
+
+def precision_policy(kind: str, compute_capability: tuple[int, int] | None = None) -> str:
+    """The Keras dtype policy for a device: ``"mixed_bfloat16"`` on TPUs and on GPUs of
+    compute capability 8.0 or newer, ``"mixed_float16"`` on older GPUs (or when the
+    capability is unknown), ``"float32"`` on the CPU."""
+    kind = _check_kind(kind)
+    if kind == "TPU":
+        return "mixed_bfloat16"
+    if kind == "GPU":
+        if compute_capability is not None and tuple(compute_capability) >= (8, 0):
+            return "mixed_bfloat16"
+        return "mixed_float16"
+    return "float32"
+
+
+def scale_learning_rate(
+    learning_rate: float, batch_size: int, reference_batch_size: int = REFERENCE_BATCH_SIZE
+) -> float:
+    """The linear scaling rule: ``learning_rate`` is quoted for ``reference_batch_size``;
+    a batch ``k`` times larger gets ``k`` times the learning rate."""
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("reference_batch_size", reference_batch_size)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
+        raise AcceleratorError(f"learning_rate must be a number, got {learning_rate!r}")
+    if not learning_rate > 0:
+        raise AcceleratorError(f"learning_rate must be positive, got {learning_rate}")
+    return float(learning_rate) * batch_size / reference_batch_size
+
+
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """The compute capability of the first GPU the Keras backend sees, e.g. ``(9, 0)`` for
+    an H100, or ``None`` when there is no GPU or the backend cannot tell."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                value = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+                return tuple(value) if value else None
+        elif backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            if gpus and getattr(gpus[0], "compute_capability", None):
+                major, minor = str(gpus[0].compute_capability).split(".")[:2]
+                return int(major), int(minor)
+        elif backend == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                return tuple(torch.cuda.get_device_capability(0))
+    except (RuntimeError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def fast_path_settings(
+    kind: str | None = None,
+    count: int | None = None,
+    *,
+    compute_capability: tuple[int, int] | None = None,
+    batch_size: int = REFERENCE_BATCH_SIZE,
+    learning_rate: float = 0.1,
+    reference_batch_size: int = REFERENCE_BATCH_SIZE,
+    steps_per_execution: int | None = None,
+) -> FastPath:
+    """Choose the fit/compile settings for a device (detected when ``kind`` is None).
+
+    ``batch_size`` is per device and ``learning_rate`` is quoted for
+    ``reference_batch_size``: with ``count`` devices the global batch is
+    ``batch_size * count`` and the learning rate grows with it (linear scaling).
+    ``steps_per_execution`` defaults to 1 on the CPU, 8 on a GPU and 32 on a TPU.
+    Pass ``kind``/``count``/``compute_capability`` to see what another machine
+    would get (the tests do), or leave them out to use what is present.
+    """
+    if kind is None:
+        from helpers import config
+
+        kind, detected = config.detect_accelerator()
+        count = detected if count is None else count
+        if compute_capability is None and kind == "GPU":
+            compute_capability = gpu_compute_capability()
+    kind = _check_kind(kind)
+    count = _check_positive_int("count", 1 if count is None else count)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if steps_per_execution is None:
+        steps_per_execution = {"CPU": 1, "GPU": 8, "TPU": 32}[kind]
+    steps_per_execution = _check_positive_int("steps_per_execution", steps_per_execution)
+    global_batch = batch_size * count
+    return FastPath(
+        kind=kind,
+        count=count,
+        precision=precision_policy(kind, compute_capability),
+        jit_compile=kind != "CPU",
+        steps_per_execution=steps_per_execution,
+        batch_size=global_batch,
+        learning_rate=scale_learning_rate(learning_rate, global_batch, reference_batch_size),
+    )
+
+
+@contextmanager
+def use_precision(policy: str) -> Iterator[str]:
+    """Build models inside ``with use_precision("mixed_bfloat16"):``; the previous global
+    dtype policy comes back afterwards, so later cells of a notebook are not affected."""
+    import keras
+
+    if policy not in POLICIES:
+        raise AcceleratorError(f"precision policy must be one of {POLICIES}, got {policy!r}")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield policy
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -1,0 +1,464 @@
+"""The capstone recipe: a small, fast ResNet-style CIFAR-10 network and how to train it.
+
+Our own Keras recipe, assembled from ideas that public fast-CIFAR-10 work showed
+to matter. No code was copied; each idea is credited where it is used:
+
+- **Patch-whitening first layer** (``whitening``): the first convolution is a
+  frozen 2×2 filter bank built from the eigenvectors of the covariance of 2×2
+  image patches, so the network starts from decorrelated inputs. Introduced in
+  David Page's "How to train your ResNet 8: Bag of tricks" (Myrtle.ai, 2019);
+  the 2×2 size and the ± pairs of filters follow tysam-code's hlb-CIFAR10 and
+  Keller Jordan's airbench ("94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
+  arXiv:2404.00498, 2024).
+- **Architecture**: three groups of conv → max-pool → batch norm → GELU → conv
+  → batch norm → GELU, a global max-pool and a linear layer whose logits are
+  scaled down, after the ResNet-9 of Page's series (parts 1-4) and airbench's
+  "ConvGroup" simplification of it.
+- **Label smoothing** (``label_smoothing``, Szegedy et al., "Rethinking the
+  Inception Architecture", 2016; 0.2 as in Page part 8 and airbench).
+- **Weight averaging** (``ema_momentum``): an exponential moving average of the
+  weights is what gets evaluated (Polyak averaging; Page part 8 and hlb-CIFAR10
+  use an EMA, airbench uses Lookahead, a close cousin). Keras does it in the
+  optimizer (``use_ema=True``) and writes the average into the model at the end.
+- **Flip test-time augmentation** (``tta``): predict each test image and its
+  mirror image and average (Page part 8, airbench).
+- **Short one-cycle schedule** (``one_cycle``): the learning rate rises
+  linearly, then falls linearly to zero, over a few epochs (Smith & Topin,
+  "Super-Convergence", 2017; the piecewise-linear form of Page part 1), with SGD,
+  Nesterov momentum, decoupled weight decay, batch 512 and a learning rate
+  scaled with the batch (Goyal et al., 2017; ``helpers.accelerate``).
+- **Augmentation inside the model**: random horizontal flips and 2-pixel
+  shifts, as in all of the above; images stay ``uint8`` until the model.
+
+``train(data, recipe)`` builds, trains and evaluates; ``ablation(data, recipe)``
+switches each idea off in turn and measures what it was worth.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+#: The ideas an ablation can switch off, each with the work that inspired it.
+IDEAS = {
+    "whitening": "patch-whitening first conv (Page 2019 part 8; hlb-CIFAR10; airbench 2024)",
+    "label_smoothing": "label smoothing 0.2 (Szegedy et al. 2016; Page part 8; airbench)",
+    "ema": "weight averaging, EMA of the weights (Polyak; Page part 8; hlb-CIFAR10)",
+    "tta": "flip test-time augmentation (Page part 8; airbench)",
+    "one_cycle": "one-cycle learning-rate schedule (Smith & Topin 2017; Page part 1)",
+}
+
+#: Per-channel mean and standard deviation of the CIFAR-10 training images (0-255 scale).
+CIFAR_MEAN = (125.31, 122.95, 113.87)
+CIFAR_STD = (62.99, 62.09, 66.70)
+
+#: Pixels of the random shift used as augmentation.
+SHIFT_PIXELS = 2
+
+
+class CapstoneError(ValueError):
+    """A recipe option or input is out of range; the message says what is accepted."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a capstone run. ``learning_rate`` is the peak rate quoted for
+    ``batch_size``; the fast path scales it when the batch grows (several GPUs)."""
+
+    widths: tuple[int, int, int] = (64, 256, 256)
+    epochs: int = 10
+    batch_size: int = 512
+    learning_rate: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.2
+    ema_momentum: float = 0.99
+    warmup_fraction: float = 0.25
+    whitening: bool = True
+    tta: bool = True
+    one_cycle: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if len(self.widths) != 3 or not all(isinstance(w, int) and w >= 4 for w in self.widths):
+            raise CapstoneError(f"widths must be three integers >= 4, got {self.widths!r}")
+        for option in ("epochs", "batch_size"):
+            value = getattr(self, option)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CapstoneError(f"{option} must be a positive integer, got {value!r}")
+        for option, upper in (
+            ("label_smoothing", 0.5),
+            ("ema_momentum", 0.9999),
+            ("warmup_fraction", 0.9),
+            ("momentum", 0.99),
+        ):
+            value = getattr(self, option)
+            if not 0 <= value <= upper:
+                raise CapstoneError(f"{option} must be between 0 and {upper}, got {value}")
+        if not self.learning_rate > 0 or self.weight_decay < 0:
+            raise CapstoneError(
+                "learning_rate must be positive and weight_decay >= 0, got "
+                f"{self.learning_rate} and {self.weight_decay}"
+            )
+
+    def without(self, idea: str) -> Recipe:
+        """The same recipe with one of ``IDEAS`` switched off (the one-cycle schedule is
+        replaced by a constant rate with the same average, half the peak)."""
+        changes = {
+            "whitening": {"whitening": False},
+            "label_smoothing": {"label_smoothing": 0.0},
+            "ema": {"ema_momentum": 0.0},
+            "tta": {"tta": False},
+            "one_cycle": {"one_cycle": False},
+        }
+        if idea not in changes:
+            raise CapstoneError(f"unknown idea {idea!r}; choose one of {sorted(IDEAS)}")
+        return replace(self, **changes[idea])
+
+
+def default_recipe() -> Recipe:
+    """The recipe for the current mode: the full network for 10 epochs in the real course,
+    a narrow one for a few epochs of small batches with ``COURSE_FAST=1``."""
+    from helpers import config
+
+    return config.pick(
+        fast=Recipe(
+            widths=(16, 32, 64),
+            epochs=4,
+            batch_size=64,
+            learning_rate=0.05,
+            ema_momentum=0.9,
+        ),
+        full=Recipe(),
+    )
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def whitening_kernel(images: np.ndarray, patch: int = 2, eps: float = 5e-4, max_images: int = 2000):
+    """A ``(patch, patch, 3, 2·3·patch²)`` convolution kernel that whitens image patches.
+
+    The patches of the (normalised) ``images`` are decorrelated by the eigenvectors
+    ``V`` of their covariance, each divided by the square root of its eigenvalue:
+    ``V / sqrt(λ + eps)``. Each filter comes with its negative, so that the GELU after
+    it keeps both signs. ``images``: uint8 ``(N, 32, 32, 3)``; the first ``max_images``
+    are used.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
+        raise CapstoneError(f"images must be (N, H, W, 3) RGB images, got shape {images.shape}")
+    x = (images[:max_images].astype(np.float32) - CIFAR_MEAN) / CIFAR_STD
+    windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))
+    # (N, H', W', C, ph, pw) -> rows of (ph, pw, C), the layout of a Keras kernel
+    rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, patch * patch * 3)
+    covariance = rows.T.astype(np.float64) @ rows / len(rows)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    order = np.argsort(eigenvalues)[::-1]
+    filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + eps)
+    kernel = filters.reshape(patch, patch, 3, -1)
+    return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
+
+
+def build_capstone(
+    recipe: Recipe | None = None, x_train: np.ndarray | None = None, name="capstone"
+):
+    """The capstone network for uint8 ``(32, 32, 3)`` images; softmax probabilities out.
+
+    With ``recipe.whitening`` the first 2×2 convolution is set from ``x_train``
+    (``whitening_kernel``) and frozen; without it, it is an ordinary trainable
+    convolution. Backend-agnostic (``keras.layers`` only); the output layers compute
+    in ``float32`` under mixed precision.
+    """
+    import keras
+
+    recipe = recipe or default_recipe()
+    if recipe.whitening and x_train is None:
+        raise CapstoneError("recipe.whitening needs the training images: pass x_train=")
+    inputs = keras.Input(shape=(32, 32, 3), dtype="uint8", name="image")
+    x = keras.ops.cast(inputs, "float32")
+    x = keras.layers.RandomFlip("horizontal", seed=recipe.seed, name="flip")(x)
+    shift = SHIFT_PIXELS / 32
+    x = keras.layers.RandomTranslation(
+        shift, shift, fill_mode="reflect", seed=recipe.seed, name="shift"
+    )(x)
+    x = keras.layers.Normalization(
+        mean=CIFAR_MEAN, variance=[s * s for s in CIFAR_STD], name="normalize"
+    )(x)
+    whiten = keras.layers.Conv2D(
+        2 * 2 * 2 * 3, 2, use_bias=False, trainable=not recipe.whitening, name="whiten"
+    )
+    x = keras.layers.Activation("gelu", name="whiten_gelu")(whiten(x))
+    for group, width in enumerate(recipe.widths, start=1):
+        for conv in (1, 2):
+            x = keras.layers.Conv2D(
+                width, 3, padding="same", use_bias=False, name=f"g{group}_conv{conv}"
+            )(x)
+            if conv == 1:
+                x = keras.layers.MaxPooling2D(2, name=f"g{group}_pool")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"g{group}_bn{conv}")(x)
+            x = keras.layers.Activation("gelu", name=f"g{group}_gelu{conv}")(x)
+    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = keras.layers.Dense(10, use_bias=False, dtype="float32", name="logits")(x)
+    x = keras.layers.Rescaling(0.125, dtype="float32", name="logit_scale")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=name)
+    if recipe.whitening:
+        whiten.set_weights([whitening_kernel(x_train)])
+    return model
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _keras_classes():
+    """The recipe's schedule as a Keras class, defined once (Keras is imported lazily) and
+    registered so a saved capstone model loads again. A schedule, not a callback: it is
+    evaluated inside every step, so it stays exact with ``steps_per_execution > 1``."""
+    import keras
+
+    register = keras.saving.register_keras_serializable(package="course_capstone")
+
+    @register
+    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, peak, total_steps, warmup_fraction=0.25):
+            self.peak, self.total_steps = float(peak), int(total_steps)
+            self.warmup_fraction = float(warmup_fraction)
+
+        def __call__(self, step):
+            ops = keras.ops
+            step = ops.cast(step, "float32")
+            warm = max(1.0, self.warmup_fraction * self.total_steps)
+            rise = step / warm
+            fall = (self.total_steps - step) / max(1.0, self.total_steps - warm)
+            return self.peak * ops.clip(ops.minimum(rise, fall), 0.0, 1.0)
+
+        def get_config(self):
+            return {
+                "peak": self.peak,
+                "total_steps": self.total_steps,
+                "warmup_fraction": self.warmup_fraction,
+            }
+
+    return OneCycle
+
+
+def one_cycle_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
+    """A ``keras.optimizers.schedules.LearningRateSchedule`` that rises linearly from 0 to
+    ``peak`` over the first ``warmup_fraction`` of ``total_steps``, then falls linearly to 0."""
+    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+        raise CapstoneError(f"total_steps must be a positive integer, got {total_steps!r}")
+    if not peak > 0 or not 0 <= warmup_fraction < 1:
+        raise CapstoneError(
+            f"peak must be positive and warmup_fraction in [0, 1), got {peak}, {warmup_fraction}"
+        )
+    return _keras_classes()(peak, total_steps, warmup_fraction)
+
+
+def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None, *, budget=False):
+    """Compile with the recipe's optimizer (SGD, Nesterov, decoupled weight decay, optional
+    EMA), schedule and loss; ``fast_path`` (``helpers.accelerate.FastPath``) adds XLA and
+    ``steps_per_execution`` and sets the (scaled) learning rate. With ``budget=True`` the
+    learning rate is a plain number that a wall-clock callback sets (see ``train``)."""
+    import keras
+
+    from helpers import training
+
+    peak = fast_path.learning_rate if fast_path is not None else recipe.learning_rate
+    total = max(1, steps_per_epoch * recipe.epochs)
+    if not recipe.one_cycle:
+        schedule = peak / 2
+    elif budget:
+        schedule = peak
+    else:
+        schedule = one_cycle_schedule(peak, total, recipe.warmup_fraction)
+    optimizer = keras.optimizers.SGD(
+        learning_rate=schedule,
+        momentum=recipe.momentum,
+        nesterov=True,
+        weight_decay=recipe.weight_decay or None,
+        use_ema=recipe.ema_momentum > 0,
+        ema_momentum=recipe.ema_momentum or 0.99,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta"])
+    extra = fast_path.compile_kwargs() if fast_path is not None else {}
+    model.compile(
+        optimizer=optimizer,
+        loss=training.smoothed_loss(recipe.label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **extra,
+    )
+    return model
+
+
+def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 1000):
+    """Class probabilities for uint8 ``images``; with ``tta`` the average of the predictions
+    for each image and its mirror image."""
+    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    if tta:
+        mirrored = np.ascontiguousarray(images[:, :, ::-1])
+        probabilities = (
+            probabilities + model.predict(mirrored, batch_size=batch_size, verbose=0)
+        ) / 2
+    return probabilities
+
+
+@dataclass
+class Result:
+    """What one capstone run measured. ``train_seconds`` covers building the whitening
+    layer, compiling and fitting (first-step compilation included)."""
+
+    recipe: dict
+    test_accuracy: float
+    test_accuracy_no_tta: float
+    train_seconds: float
+    epochs_run: float
+    images_per_second: float
+    fast_path: dict = field(default_factory=dict)
+    distribution: str = "single"
+    history: dict = field(default_factory=dict)
+
+    def as_row(self) -> dict:
+        """A flat dict for tables and JSON files (without the per-epoch history)."""
+        row = asdict(self)
+        row.pop("history")
+        return row
+
+
+def train(
+    data,
+    recipe: Recipe | None = None,
+    *,
+    fast_path=None,
+    plan=None,
+    budget_seconds: float | None = None,
+    callbacks=(),
+    verbose: int = 0,
+) -> Result:
+    """Build, train and evaluate the capstone on ``data`` (a ``helpers.data.Cifar10``).
+
+    ``fast_path`` (``helpers.accelerate.fast_path_settings(...)``) switches on mixed
+    precision, XLA, ``steps_per_execution`` and the scaled batch and learning rate;
+    by default it is chosen from the device, with the recipe's batch and learning rate.
+    ``plan`` (``helpers.distribute``) trains on several devices. With ``budget_seconds``
+    training stops when the budget is spent and the one-cycle schedule runs on wall time
+    (``helpers.training.OneCycle``), so it still ends annealed; ``recipe.epochs`` is then
+    an upper bound. ``callbacks`` go to ``fit``.
+    """
+    import keras
+
+    from helpers import accelerate, training
+
+    recipe = recipe or default_recipe()
+    replicas = plan.replicas if plan is not None else 1
+    if fast_path is None:
+        fast_path = accelerate.fast_path_settings(
+            batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate,
+            reference_batch_size=recipe.batch_size,
+        )
+        if replicas > 1:
+            fast_path = replace(
+                fast_path,
+                count=replicas,
+                batch_size=recipe.batch_size * replicas,
+                learning_rate=recipe.learning_rate * replicas,
+            )
+    budget_callbacks = []
+    if budget_seconds:
+        budget_callbacks.append(training.TimeBudget(budget_seconds))
+        if recipe.one_cycle:
+            budget_callbacks.append(
+                training.OneCycle(
+                    fast_path.learning_rate,
+                    budget_seconds=budget_seconds,
+                    warmup=recipe.warmup_fraction,
+                )
+            )
+    keras.utils.set_random_seed(recipe.seed)
+    steps_per_epoch = math.ceil(len(data.x_train) / fast_path.batch_size)
+    scope = plan.scope() if plan is not None else _no_scope()
+    with accelerate.use_precision(fast_path.precision), scope:
+        start = time.perf_counter()
+        model = build_capstone(recipe, data.x_train)
+        compile_capstone(model, recipe, steps_per_epoch, fast_path, budget=bool(budget_seconds))
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            epochs=recipe.epochs,
+            callbacks=[*budget_callbacks, *callbacks],
+            verbose=verbose,
+            **fast_path.fit_kwargs(),
+        )
+        seconds = time.perf_counter() - start
+        plain = predict(model, data.x_test, tta=False)
+        flipped = predict(model, data.x_test, tta=True)
+    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    images = min(steps * fast_path.batch_size, len(data.x_train) * recipe.epochs)
+    return Result(
+        recipe=asdict(recipe),
+        test_accuracy=_accuracy(flipped if recipe.tta else plain, data.y_test),
+        test_accuracy_no_tta=_accuracy(plain, data.y_test),
+        train_seconds=seconds,
+        epochs_run=round(steps / steps_per_epoch, 2),
+        images_per_second=images / seconds,
+        fast_path=fast_path.as_dict(),
+        distribution=plan.strategy if plan is not None else "single",
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+    )
+
+
+class _no_scope:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
+def ablation(
+    data, recipe: Recipe | None = None, ideas=tuple(IDEAS), *, full: Result | None = None, **options
+) -> list[dict]:
+    """Train the full recipe, then the recipe without each idea in ``ideas``; return rows
+    ``{"variant", "idea", "test_accuracy", "gain", "train_seconds"}`` where ``gain`` is the
+    full recipe's accuracy minus the variant's (what the idea was worth in this run).
+
+    Pass ``full`` (a ``Result`` of ``train(data, recipe)``) to reuse a run already done.
+    Flip TTA needs no retraining: its row uses the full run's predictions without it.
+    ``options`` go to ``train`` (e.g. ``budget_seconds``).
+    """
+    recipe = recipe or default_recipe()
+    unknown = set(ideas) - set(IDEAS)
+    if unknown:
+        raise CapstoneError(f"unknown ideas {sorted(unknown)}; choose from {sorted(IDEAS)}")
+    if full is None:
+        full = train(data, recipe, **options)
+    rows = [_row("full recipe", "", full.test_accuracy, full, full.test_accuracy)]
+    for idea in ideas:
+        if idea == "tta":
+            rows.append(
+                _row("without tta", idea, full.test_accuracy_no_tta, full, full.test_accuracy)
+            )
+            continue
+        result = train(data, recipe.without(idea), **options)
+        rows.append(_row(f"without {idea}", idea, result.test_accuracy, result, full.test_accuracy))
+    return rows
+
+
+def _row(variant: str, idea: str, accuracy: float, result: Result, full_accuracy: float) -> dict:
+    return {
+        "variant": variant,
+        "idea": IDEAS.get(idea, "all ideas on"),
+        "test_accuracy": round(accuracy, 4),
+        "gain": round(full_accuracy - accuracy, 4),
+        "train_seconds": round(result.train_seconds, 1),
+    }

@@ -1,0 +1,118 @@
+"""helpers.accelerate: the fast-path settings chosen for each device, and the precision scope."""
+
+import numpy as np
+import pytest
+
+from helpers import accelerate
+from helpers.accelerate import AcceleratorError
+
+
+@pytest.mark.parametrize(
+    ("kind", "capability", "policy"),
+    [
+        ("CPU", None, "float32"),
+        ("GPU", (7, 5), "mixed_float16"),  # T4 (Colab): float16 tensor cores, no bfloat16
+        ("GPU", (8, 0), "mixed_bfloat16"),  # A100
+        ("GPU", (9, 0), "mixed_bfloat16"),  # H100
+        ("GPU", None, "mixed_float16"),  # unknown capability: the policy every GPU runs
+        ("TPU", None, "mixed_bfloat16"),
+        ("gpu", (8, 6), "mixed_bfloat16"),
+    ],
+)
+def test_precision_policy_follows_the_device(kind, capability, policy):
+    assert accelerate.precision_policy(kind, capability) == policy
+
+
+def test_linear_scaling_rule():
+    assert accelerate.scale_learning_rate(0.1, 512) == pytest.approx(0.1)
+    assert accelerate.scale_learning_rate(0.1, 1024) == pytest.approx(0.2)
+    assert accelerate.scale_learning_rate(0.4, 128, reference_batch_size=512) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: accelerate.scale_learning_rate(-1, 512),
+        lambda: accelerate.scale_learning_rate(0.1, 0),
+        lambda: accelerate.scale_learning_rate(0.1, 2.5),
+        lambda: accelerate.precision_policy("NPU"),
+        lambda: accelerate.fast_path_settings("GPU", 0),
+        lambda: accelerate.fast_path_settings("GPU", 1, steps_per_execution=0),
+    ],
+)
+def test_bad_options_are_refused_with_a_value_error(call):
+    with pytest.raises(AcceleratorError) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+
+
+def test_cpu_gets_the_plain_path():
+    path = accelerate.fast_path_settings("CPU", 1, batch_size=128, learning_rate=0.05)
+    assert path.precision == "float32"
+    assert path.jit_compile is False
+    assert path.steps_per_execution == 1
+    assert path.batch_size == 128
+    assert path.learning_rate == pytest.approx(0.05 * 128 / 512)
+
+
+def test_h100_gets_bfloat16_xla_and_several_steps_per_call():
+    path = accelerate.fast_path_settings("GPU", 1, compute_capability=(9, 0), learning_rate=0.2)
+    assert path.precision == "mixed_bfloat16"
+    assert path.jit_compile is True
+    assert path.steps_per_execution > 1
+    assert path.compile_kwargs() == {"jit_compile": True, "steps_per_execution": 8}
+    assert path.fit_kwargs() == {"batch_size": 512}
+    assert "GPU" in path.describe() and "mixed_bfloat16" in path.describe()
+
+
+def test_several_gpus_multiply_batch_and_learning_rate():
+    one = accelerate.fast_path_settings("GPU", 1, compute_capability=(8, 0))
+    four = accelerate.fast_path_settings("GPU", 4, compute_capability=(8, 0))
+    assert four.batch_size == 4 * one.batch_size
+    assert four.learning_rate == pytest.approx(4 * one.learning_rate)
+    assert four.as_dict()["count"] == 4
+
+
+def test_detected_settings_on_this_machine_match_detect_accelerator():
+    from helpers import config
+
+    kind, count = config.detect_accelerator()
+    path = accelerate.fast_path_settings()
+    assert (path.kind, path.count) == (kind, count)
+    if kind == "CPU":
+        assert path.precision == "float32" and not path.jit_compile
+
+
+def test_use_precision_sets_and_restores_the_global_policy():
+    import keras
+
+    before = keras.config.dtype_policy().name
+    with accelerate.use_precision("mixed_float16"):
+        layer = keras.layers.Dense(2)
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    assert keras.config.dtype_policy().name == before
+    assert layer.compute_dtype == "float16" and layer.variable_dtype == "float32"
+    with pytest.raises(AcceleratorError), accelerate.use_precision("float8"):
+        pass
+
+
+def test_mixed_float16_training_wraps_the_optimizer_and_keeps_outputs_float32():
+    """What the fast path does on an older GPU, run on the CPU: Keras adds loss scaling."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(32, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, size=32)
+    with accelerate.use_precision("mixed_float16"):
+        inputs = keras.Input((32, 32, 3), dtype="uint8")
+        h = keras.layers.Rescaling(1 / 255)(inputs)
+        h = keras.layers.Conv2D(4, 3)(h)
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        outputs = keras.layers.Dense(10, activation="softmax", dtype="float32")(h)
+        model = keras.Model(inputs, outputs)
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    assert model.layers[2].compute_dtype == "float16"
+    assert str(model.output.dtype) == "float32"
+    assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,99 @@
+"""Every course model builds and trains, unchanged, on the TensorFlow and the JAX backend.
+
+The Keras backend is fixed when ``keras`` is first imported, so each backend runs in
+its own Python process (``KERAS_BACKEND=...``). The JAX half is skipped, with the
+reason, when JAX is not installed (``pip install "jax[cpu]"``; requirements-dev.txt
+has it).
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Run in a fresh process: build each model, train one epoch on 64 random uint8 images,
+# check the loss and the predictions, and print one JSON line with what was seen.
+SCRIPT = r"""
+import json, math
+import numpy as np
+import keras
+from helpers import accelerate, capstone, models, training
+
+rng = np.random.default_rng(0)
+x = rng.integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
+y = rng.integers(0, 10, size=64)
+report = {"backend": keras.backend.backend(), "models": {}}
+
+def check(name, model):
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    probabilities = model.predict(x[:8], verbose=0)
+    report["models"][name] = {
+        "loss": float(history.history["loss"][-1]),
+        "shape": list(probabilities.shape),
+        "sums_to_one": bool(np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)),
+        "output_dtype": str(model.output.dtype),
+    }
+
+for name in ("tutorial", "baseline", "recommended"):
+    builder = getattr(models, f"build_{name}", None)
+    if builder is not None:
+        model = builder()
+        training.compile_model(model)
+        check(name, model)
+
+recipe = capstone.Recipe(widths=(8, 8, 16), epochs=1, batch_size=32, ema_momentum=0.9)
+for policy in ("float32", "mixed_bfloat16"):
+    with accelerate.use_precision(policy):
+        model = capstone.build_capstone(recipe, x)
+        capstone.compile_capstone(model, recipe, steps_per_epoch=2)
+        check(f"capstone-{policy}", model)
+print("REPORT " + json.dumps(report))
+"""
+
+
+def _jax_missing() -> bool:
+    return importlib.util.find_spec("jax") is None
+
+
+def _run(backend: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("REPORT "))
+    return json.loads(line.removeprefix("REPORT "))
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "tensorflow",
+        pytest.param(
+            "jax",
+            marks=pytest.mark.skipif(
+                _jax_missing(), reason='JAX is not installed: pip install "jax[cpu]"'
+            ),
+        ),
+    ],
+)
+def test_every_course_model_trains_on_the_backend(backend):
+    report = _run(backend)
+    assert report["backend"] == backend
+    seen = report["models"]
+    assert {"capstone-float32", "capstone-mixed_bfloat16"} <= set(seen)
+    for name in ("tutorial", "baseline", "recommended"):
+        assert name in seen, f"helpers.models.build_{name} did not run on {backend}"
+    for name, row in seen.items():
+        assert row["shape"] == [8, 10], name
+        assert row["sums_to_one"], name
+        assert 0 < row["loss"] < 10, f"{name}: loss {row['loss']}"
+        # Under mixed precision the output layer still computes in float32.
+        assert row["output_dtype"] == "float32", name
