@@ -241,3 +241,108 @@ def image_rows(rows: dict[str, np.ndarray], size: float = 1.25):
         ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- transfer learning (notebook 04) ---------------------------------------------------------
+
+
+def phase_curves(history: pd.DataFrame, second_phase_from: int, label: str = "fine-tuning"):
+    """Accuracy and loss side by side over two training phases (tidy ``history``: epoch,
+    metric, split, value, epochs numbered across both phases), with a dashed line where
+    the second phase (e.g. fine-tuning) starts."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        sns.lineplot(
+            data=history[history["metric"] == metric],
+            x="epoch",
+            y="value",
+            hue="split",
+            marker="o",
+            ax=ax,
+        )
+        ax.axvline(second_phase_from - 0.5, color="black", ls="--", lw=1)
+        ax.annotate(
+            f" {label} →",
+            (second_phase_from - 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            va="top",
+            fontsize=9,
+        )
+        ax.set(ylabel=metric, title=metric)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
+def value_bars(values: dict[str, float], xlabel: str, fmt: str = "{:.3f}", title: str = ""):
+    """One horizontal bar per named value (accuracies, seconds, GFLOPs), each labelled."""
+    table = pd.DataFrame({"name": list(values), "value": list(values.values())})
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.2))
+    sns.barplot(data=table, y="name", x="value", hue="name", legend=False, ax=ax)
+    for container, value in zip(ax.containers, table["value"], strict=True):
+        ax.bar_label(container, labels=[fmt.format(value)], padding=3, fontsize=9)
+    ax.set(xlabel=xlabel, ylabel="", title=title)
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    return fig
+
+
+# --- building and training CNNs (notebooks 02 and 03) ----------------------------------------
+
+
+def learning_curves(history, fig=None, title: str = ""):
+    """Loss and accuracy per epoch, training and validation, side by side (seaborn).
+
+    ``history`` is a tidy frame (``training.history_frame``), a list of per-epoch rows
+    (``TrainingResult.history``) or a Keras ``History``. Pass a ``matplotlib.figure.Figure``
+    as ``fig`` to draw outside pyplot (the widgets panel does, from its training thread)."""
+    from helpers.training import history_frame
+
+    frame = history if isinstance(history, pd.DataFrame) else history_frame(history)
+    if fig is None:
+        fig = plt.figure(figsize=(11, 3.6))
+    axes = fig.subplots(1, 2)
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        part = frame[frame["metric"] == metric]
+        if len(part):
+            sns.lineplot(data=part, x="epoch", y="value", hue="split", marker="o", ax=ax)
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{title} {metric}".strip())
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return fig
+
+
+def conv_filters(kernel: np.ndarray, max_filters: int = 32, ncols: int = 8, title: str = ""):
+    """The 3×3 (or k×k) filters of a first convolution layer as small RGB images.
+
+    ``kernel`` has Keras's shape ``(k, k, 3, filters)``; each filter is rescaled to
+    0-1 on its own so its pattern (edge, colour blob) is visible."""
+    n = min(max_filters, kernel.shape[-1])
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 0.9 + 0.4))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            f = kernel[..., i]
+            f = (f - f.min()) / (f.max() - f.min() + 1e-8)
+            ax.imshow(f if f.shape[-1] == 3 else f.mean(axis=-1), interpolation="nearest")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(maps: np.ndarray, max_maps: int = 16, ncols: int = 8, title: str = ""):
+    """The channels of one image's activations ``(H, W, C)`` as grey-scale images."""
+    n = min(max_maps, maps.shape[-1])
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.1, nrows * 1.1 + 0.4))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(maps[..., i], cmap="viridis", interpolation="nearest")
+            ax.set_title(str(i), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
