@@ -1,0 +1,192 @@
+"""Peak memory and run time of each notebook's kernel, for Binder's 2 GB limit.
+
+    python benchmarks/memory.py                          # every notebook, full mode
+    python benchmarks/memory.py --notebooks 00 01        # a subset (number or file name)
+    python benchmarks/memory.py --mode fast --output /tmp/memory.json
+
+Each notebook runs top to bottom in a fresh kernel (nbclient) in the chosen mode. While it
+runs, a thread polls the resident memory (RSS) of the kernel's whole process tree with
+psutil; at the end the kernel also reports its own high-water mark (``ru_maxrss``), which
+catches spikes shorter than the polling interval. ``peak_rss_mb`` is the larger of the two.
+
+Binder restarts a kernel whose container goes above 2 GB, so every row must stay under
+``LIMIT_MB``; the script exits with status 1 when one does not, or when a notebook fails.
+Rows are merged (by notebook and mode) into
+``benchmarks/results/memory-<machine>-<date>.json``, so subsets add up to the full table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+NOTEBOOKS = ROOT / "notebooks"
+LIMIT_MB = 2048  # Binder's memory limit
+POLL_S = 0.1
+MB = 1024 * 1024
+
+# Appended to the notebook in memory (never saved): the kernel's own peak RSS, in kB on Linux.
+_PEAK_CELL = "import resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+
+
+class TreePeak(threading.Thread):
+    """Poll the summed RSS of every descendant of this process (the kernel and its children)."""
+
+    def __init__(self, interval: float = POLL_S):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peak = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # ended between listing and reading
+                    total += child.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._done.wait(self.interval)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+def select(names: list[str] | None, folder: Path = NOTEBOOKS) -> list[Path]:
+    """The notebooks to run: all ``NN_*.ipynb`` in ``folder``, or those named by number,
+    file name or path. An unknown name is an error that lists what exists."""
+    available = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        if Path(name).is_file():
+            chosen.append(Path(name).resolve())
+            continue
+        matches = [p for p in available if p.name == name or p.name.startswith(f"{name}_")]
+        if not matches:
+            known = ", ".join(p.name for p in available) or "none"
+            raise SystemExit(f"no notebook {name!r} in {folder}; available: {known}")
+        chosen.extend(matches)
+    return chosen
+
+
+def measure(path: Path, mode: str, timeout: int) -> dict:
+    """Run one notebook in a fresh kernel and return its row of the table."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
+    os.environ["COURSE_FAST"] = "1" if mode == "fast" else "0"
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+    )
+    poller = TreePeak()
+    poller.start()
+    start = time.perf_counter()
+    error = None
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        error = str(exc).strip().splitlines()[-1][:300]
+    except TimeoutError as exc:
+        error = f"timeout: {exc}"[:300]
+    seconds = time.perf_counter() - start
+    tree_peak = poller.stop()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", []))
+    found = re.search(r"PEAK_KB (\d+)", printed)
+    kernel_peak = int(found.group(1)) * 1024 if found else 0  # 0: a cell failed before
+    row = {
+        "notebook": path.name,
+        "peak_rss_mb": round(max(tree_peak, kernel_peak) / MB, 1),
+        "seconds": round(seconds, 1),
+        "mode": mode,
+        "tree_peak_rss_mb": round(tree_peak / MB, 1),
+        "kernel_maxrss_mb": round(kernel_peak / MB, 1),
+        "ok": error is None,
+    }
+    if error:
+        row["error"] = error
+    return row
+
+
+def machine() -> tuple[dict, str]:
+    """Machine description and file-name slug, shared with benchmarks/bench.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import machine_info, machine_slug
+
+    info = machine_info()
+    return info, machine_slug(info)
+
+
+def write(path: Path, info: dict, date: str, rows: list[dict], extra: dict) -> dict:
+    """Merge ``rows`` into ``path`` (replacing rows of the same notebook and mode)."""
+    old = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    keys = {(r["notebook"], r["mode"]) for r in rows}
+    merged = [r for r in old if (r["notebook"], r["mode"]) not in keys] + rows
+    merged.sort(key=lambda r: (r["mode"], r["notebook"]))
+    payload = {"machine": info, "date": date, "limit_mb": LIMIT_MB, **extra, "rows": merged}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebooks", nargs="*", help="numbers or names (default: all)")
+    parser.add_argument("--mode", choices=["full", "fast"], default="full")
+    parser.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
+    parser.add_argument("--output", type=Path, help="result file (default: benchmarks/results)")
+    parser.add_argument("--notebook-dir", type=Path, default=NOTEBOOKS)
+    args = parser.parse_args(argv)
+
+    paths = select(args.notebooks, args.notebook_dir)
+    info, slug = machine()
+    date = dt.date.today().isoformat()
+    out = args.output or RESULTS / f"memory-{slug}-{date}.json"
+    extra = {
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]),
+    }
+    rows = []
+    for path in paths:
+        print(f"{path.name} ({args.mode} mode) ...", flush=True)
+        row = measure(path, args.mode, args.timeout)
+        print(f"  peak {row['peak_rss_mb']} MB, {row['seconds']} s", row.get("error", ""))
+        rows.append(row)
+    extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    write(out, info, date, rows, extra)
+
+    print(f"\n{'notebook':<28} {'mode':<5} {'peak MB':>8} {'seconds':>8}")
+    for row in rows:
+        flag = "  OVER BINDER'S 2 GB" if row["peak_rss_mb"] > LIMIT_MB else ""
+        flag += "  FAILED" if not row["ok"] else ""
+        print(
+            f"{row['notebook']:<28} {row['mode']:<5} {row['peak_rss_mb']:>8} "
+            f"{row['seconds']:>8}{flag}"
+        )
+    print(f"written to {out}")
+    bad = [r for r in rows if r["peak_rss_mb"] > LIMIT_MB or not r["ok"]]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
