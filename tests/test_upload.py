@@ -187,3 +187,16 @@ def test_panel_builds_on_installed_ipywidgets():
     panel = upload.upload_panel(MeanColourModel(), NAMES)
     assert isinstance(panel, widgets.VBox)
     assert any(isinstance(child, widgets.FileUpload) for child in panel.children)
+
+
+def test_show_result_draws_the_bars_or_prints_the_message(capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    raw = _encode(Image.new("RGB", (50, 40), (0, 240, 0)), "JPEG")
+    good = upload.classify(upload.as_upload_value("g.jpg", raw), MeanColourModel(), NAMES)
+    upload.show_result(good)  # outside IPython, display() prints the figure's repr
+    assert "Figure" in capsys.readouterr().out
+    bad = upload.classify(upload.as_upload_value("bad.png", b"%PDF-1.4"), MeanColourModel(), NAMES)
+    upload.show_result(bad)
+    assert capsys.readouterr().out.strip() == bad.message
