@@ -36,10 +36,11 @@ switches each idea off in turn and measures what it was worth.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -322,12 +323,11 @@ class Result:
     fast_path: dict = field(default_factory=dict)
     distribution: str = "single"
     history: dict = field(default_factory=dict)
+    model: object = field(default=None, repr=False, compare=False)
 
     def as_row(self) -> dict:
-        """A flat dict for tables and JSON files (without the per-epoch history)."""
-        row = asdict(self)
-        row.pop("history")
-        return row
+        """A flat dict for tables and JSON files (without the history and the model)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ROW}
 
 
 def train(
@@ -382,7 +382,7 @@ def train(
             )
     keras.utils.set_random_seed(recipe.seed)
     steps_per_epoch = math.ceil(len(data.x_train) / fast_path.batch_size)
-    scope = plan.scope() if plan is not None else _no_scope()
+    scope = plan.scope() if plan is not None else contextlib.nullcontext()
     with accelerate.use_precision(fast_path.precision), scope:
         start = time.perf_counter()
         model = build_capstone(recipe, data.x_train)
@@ -410,15 +410,11 @@ def train(
         fast_path=fast_path.as_dict(),
         distribution=plan.strategy if plan is not None else "single",
         history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        model=model,
     )
 
 
-class _no_scope:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+_NOT_IN_ROW = ("history", "model")
 
 
 def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:

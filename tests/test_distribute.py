@@ -1,0 +1,169 @@
+"""helpers.distribute: which strategy is chosen for which devices, and that the chosen
+strategy really trains (two CPU devices stand in for two GPUs)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import distribute
+from helpers.distribute import DistributeError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("backend", "devices", "strategy", "replicas"),
+    [
+        ("tensorflow", ["CPU:0"], "single", 1),
+        ("tensorflow", ["CPU:0", "GPU:0"], "single", 1),
+        ("tensorflow", ["CPU:0", "GPU:0", "GPU:1"], "mirrored", 2),
+        ("tensorflow", ["/physical_device:GPU:0"] * 1 + ["/physical_device:GPU:1"], "mirrored", 2),
+        ("tensorflow", [f"TPU:{i}" for i in range(8)] + ["CPU:0"], "tpu", 8),
+        ("jax", ["cpu:0"], "single", 1),
+        ("jax", ["gpu:0"], "single", 1),
+        ("jax", ["gpu:0", "gpu:1", "gpu:2", "gpu:3"], "data_parallel", 4),
+        ("jax", [f"TPU:{i}" for i in range(8)], "data_parallel", 8),
+        ("torch", ["cuda:0", "cuda:1"], "single", 1),
+        # several CPU devices are not replicas unless asked for (allow_cpu)
+        ("tensorflow", ["CPU:0", "CPU:1"], "single", 1),
+        ("jax", ["cpu:0", "cpu:1"], "single", 1),
+    ],
+)
+def test_choose_plan(backend, devices, strategy, replicas):
+    plan = distribute.choose_plan(backend, devices)
+    assert plan.strategy == strategy
+    assert plan.replicas == replicas
+    assert plan.backend == backend
+    assert plan.reason and strategy in plan.describe()
+
+
+def test_gpus_win_over_cpus_and_single_plan_names_the_accelerator():
+    plan = distribute.choose_plan("jax", ["cpu:0", "gpu:0"])
+    assert plan.devices == ("GPU:0",)
+    many = distribute.choose_plan("tensorflow", ["CPU:0", "GPU:0", "GPU:1"])
+    assert many.devices == ("GPU:0", "GPU:1")
+
+
+def test_allow_cpu_turns_cpu_devices_into_replicas():
+    assert distribute.choose_plan("tensorflow", ["CPU:0", "CPU:1"], allow_cpu=True).strategy == (
+        "mirrored"
+    )
+    plan = distribute.choose_plan("jax", ["cpu:0", "cpu:1"], allow_cpu=True)
+    assert (plan.strategy, plan.replicas) == ("data_parallel", 2)
+
+
+def test_colab_tpu_address_is_read_from_the_environment():
+    assert distribute.colab_tpu_address({"COLAB_TPU_ADDR": "10.0.0.2:8470"}) == (
+        "grpc://10.0.0.2:8470"
+    )
+    assert distribute.colab_tpu_address({"TPU_ACCELERATOR_TYPE": "v2-8"}) == "local"
+    assert distribute.colab_tpu_address({}) is None
+    # A TPU runtime whose cores TensorFlow has not initialised yet is still a TPU.
+    plan = distribute.choose_plan("tensorflow", ["CPU:0"], tpu_address="grpc://10.0.0.2:8470")
+    assert plan.strategy == "tpu" and plan.tpu_address == "grpc://10.0.0.2:8470"
+
+
+def test_global_batch_grows_with_replicas():
+    plan = distribute.choose_plan("jax", ["gpu:0", "gpu:1"])
+    assert distribute.global_batch_size(256, plan) == 512
+    single = distribute.choose_plan("jax", ["gpu:0"])
+    assert distribute.global_batch_size(256, single) == 256
+    with pytest.raises(DistributeError):
+        distribute.global_batch_size(0, plan)
+
+
+@pytest.mark.parametrize(
+    ("backend", "devices"), [("theano", ["CPU:0"]), ("jax", ["0"]), ("jax", [""])]
+)
+def test_bad_input_is_refused(backend, devices):
+    with pytest.raises(DistributeError):
+        distribute.choose_plan(backend, devices)
+
+
+def test_this_machine_falls_back_cleanly_to_one_device():
+    """On a one-CPU (or one-GPU) machine the plan is 'single' and its scope is a no-op."""
+    import keras
+
+    plan = distribute.detect_plan()
+    if len([d for d in distribute.visible_devices() if not d.startswith("CPU")]) < 2:
+        assert plan.strategy == "single" and plan.replicas == 1
+        with plan.scope() as strategy:
+            model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        assert strategy is None
+        assert model.count_params() == 8
+
+
+# Two CPU devices stand in for two GPUs: TensorFlow splits its CPU into two logical
+# devices, JAX's XLA is asked for two host devices. The same capstone code trains.
+SCRIPT = r"""
+import json
+import keras
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from helpers import capstone, data, distribute
+
+plan = distribute.detect_plan(allow_cpu=True)
+rng = np.random.default_rng(0)
+images = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
+labels = rng.integers(0, 10, 80)
+d = data.Cifar10(images[:64], labels[:64], images[64:], labels[64:], data.CLASS_NAMES, "random")
+recipe = capstone.Recipe(widths=(8, 8, 8), epochs=2, batch_size=16, ema_momentum=0.9)
+result = capstone.train(d, recipe, plan=plan)
+kernel = result.model.get_layer("g1_conv1").kernel
+sharding = getattr(getattr(kernel, "value", None), "sharding", None)
+print("REPORT " + json.dumps({
+    "strategy": plan.strategy,
+    "replicas": plan.replicas,
+    "distribution": result.distribution,
+    "batch_size": result.fast_path["batch_size"],
+    "epochs_run": result.epochs_run,
+    "loss": result.history["loss"],
+    "weight_devices": len(sharding.device_set) if sharding is not None else None,
+}))
+"""
+
+
+def _run(env_extra: dict) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env_extra}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("REPORT "))
+    return json.loads(line.removeprefix("REPORT "))
+
+
+def test_mirrored_strategy_trains_on_two_devices_with_tensorflow():
+    report = _run({"KERAS_BACKEND": "tensorflow"})
+    assert (report["strategy"], report["replicas"], report["distribution"]) == (
+        "mirrored",
+        2,
+        "mirrored",
+    )
+    assert report["batch_size"] == 32  # 16 per replica
+    assert report["epochs_run"] == 2
+    assert all(0 < loss < 10 for loss in report["loss"])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip install "jax[cpu]"'
+)
+def test_data_parallel_trains_on_two_devices_with_jax():
+    report = _run({"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert (report["strategy"], report["replicas"], report["distribution"]) == (
+        "data_parallel",
+        2,
+        "data_parallel",
+    )
+    assert report["batch_size"] == 32
+    assert report["weight_devices"] == 2  # the weights are replicated on both devices
+    assert all(0 < loss < 10 for loss in report["loss"])
