@@ -158,7 +158,14 @@ def test_mirrored_strategy_trains_on_two_devices_with_tensorflow():
     importlib.util.find_spec("jax") is None, reason='JAX is not installed: pip install "jax[cpu]"'
 )
 def test_data_parallel_trains_on_two_devices_with_jax():
-    report = _run({"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    # On a busy CPU one of the two fake devices can wait long at an all-reduce; XLA would
+    # abort the process after its default collective timeout, so give it ten minutes.
+    flags = (
+        "--xla_force_host_platform_device_count=2 "
+        "--xla_cpu_collective_call_terminate_timeout_seconds=600 "
+        "--xla_cpu_collective_timeout_seconds=600"
+    )
+    report = _run({"KERAS_BACKEND": "jax", "XLA_FLAGS": flags})
     assert (report["strategy"], report["replicas"], report["distribution"]) == (
         "data_parallel",
         2,
