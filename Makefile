@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAB_ARGS ?=
 
-.PHONY: lab test venv mirror clean
+.PHONY: lab test venv mirror clean test-notebooks-full memory test-colab
 
 venv: $(STAMP)
 
@@ -34,6 +34,38 @@ test: $(STAMP)
 # Offline machines: build the CIFAR-10 mirror from ../shared and print its path.
 mirror: $(STAMP)
 	@$(PY) ../shared/tools/make-cifar10-mirror $${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1
+
+# The notebooks in full mode under nbval: the GPU runner's job (hours on a 2-core CPU).
+test-notebooks-full: $(STAMP)
+	COURSE_FAST=0 $(PY) -m pytest notebooks $(PYTEST_ARGS)
+
+# Peak memory and time of each notebook's kernel in full mode, against Binder's 2 GB;
+# NOTEBOOKS="00 01" runs a subset. Writes benchmarks/results/memory-<machine>-<date>.json.
+memory: $(STAMP)
+	$(PY) benchmarks/memory.py $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
+
+# Colab profile: a second virtualenv with Colab's TensorFlow, Keras and ipywidgets
+# (requirements-colab.txt, helpers added with --no-deps as on Colab) runs the helpers'
+# unit tests and notebooks 00 and 03 in fast mode.
+COLAB_VENV  := .venv-colab
+COLAB_PY    := $(COLAB_VENV)/bin/python
+COLAB_STAMP := $(COLAB_VENV)/.installed
+COLAB_TESTS := tests $(wildcard notebooks/00_*.ipynb notebooks/03_*.ipynb) \
+	$(addprefix --ignore=tests/,test_hygiene.py test_browser.py test_binder.py \
+		test_binder_env.py test_workflow.py test_lab.py)
+
+$(COLAB_STAMP): requirements-colab.txt pyproject.toml
+	test -x $(COLAB_PY) || $(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_PY) -m pip install --quiet --upgrade pip
+	$(COLAB_PY) -m pip install --quiet -r requirements-colab.txt
+	$(COLAB_PY) -m pip install --quiet --no-deps -e .
+	touch $(COLAB_STAMP)
+
+test-colab: $(COLAB_STAMP)
+	@if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
+		CIFAR10_DIR="$$($(COLAB_PY) ../shared/tools/make-cifar10-mirror \
+			$${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1)"; export CIFAR10_DIR; fi; \
+	COURSE_FAST=1 $(COLAB_PY) -m pytest $(COLAB_TESTS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache
