@@ -1,0 +1,168 @@
+"""helpers.capstone: the whitening layer, the recipe's options, the schedule, and a run of
+the whole recipe (and its ablation) on tiny data."""
+
+import numpy as np
+import pytest
+
+from helpers import capstone, data
+from helpers.capstone import CapstoneError, Recipe
+
+TINY = Recipe(widths=(8, 8, 16), epochs=2, batch_size=16, learning_rate=0.05, ema_momentum=0.9)
+
+
+def _smooth_images(n=40, seed=0):
+    """Images whose neighbouring pixels and channels are correlated, like photographs."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 8, 8, 1))
+    big = np.repeat(np.repeat(base, 4, axis=1), 4, axis=2)  # 4x4 blocks: strong correlation
+    colour = big * [1.0, 0.9, 0.8] + 0.2 * rng.normal(size=(n, 32, 32, 3))
+    return np.clip(128 + 40 * colour, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def tiny(tiny_cifar):
+    return data.load_cifar10(tiny_cifar)
+
+
+def test_whitening_kernel_decorrelates_patches():
+    images = _smooth_images()
+    kernel = capstone.whitening_kernel(images)
+    assert kernel.shape == (2, 2, 3, 24)
+    np.testing.assert_allclose(kernel[..., 12:], -kernel[..., :12])  # ± pairs
+    x = (images.astype(np.float32) - capstone.CIFAR_MEAN) / capstone.CIFAR_STD
+    windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(1, 2))
+    rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
+    before = np.corrcoef(rows.T)
+    assert np.abs(before[~np.eye(12, dtype=bool)]).max() > 0.5  # raw patches are correlated
+    out = rows @ kernel[..., :12].reshape(12, 12)
+    covariance = out.T @ out / len(out)
+    # Whitened: unit variance (up to the eps) and no correlation between outputs.
+    off_diagonal = covariance[~np.eye(12, dtype=bool)]
+    assert np.abs(off_diagonal).max() < 1e-3
+    assert np.diag(covariance)[:6] == pytest.approx(1, abs=0.05)
+
+
+def test_whitening_kernel_refuses_wrong_shapes():
+    with pytest.raises(CapstoneError):
+        capstone.whitening_kernel(np.zeros((4, 32, 32), np.uint8))
+
+
+def test_the_model_uses_the_frozen_whitening_layer(tiny):
+    model = capstone.build_capstone(TINY, tiny.x_train)
+    whiten = model.get_layer("whiten")
+    assert not whiten.trainable
+    np.testing.assert_allclose(whiten.get_weights()[0], capstone.whitening_kernel(tiny.x_train))
+    plain = capstone.build_capstone(TINY.without("whitening"))
+    assert plain.get_layer("whiten").trainable
+    assert model.input.dtype == "uint8"
+    assert model.output_shape == (None, 10)
+    with pytest.raises(CapstoneError, match="x_train"):
+        capstone.build_capstone(TINY)
+
+
+@pytest.mark.parametrize(
+    ("idea", "field", "value"),
+    [
+        ("whitening", "whitening", False),
+        ("label_smoothing", "label_smoothing", 0.0),
+        ("ema", "ema_momentum", 0.0),
+        ("tta", "tta", False),
+        ("one_cycle", "one_cycle", False),
+    ],
+)
+def test_recipe_without_switches_one_idea_off(idea, field, value):
+    changed = TINY.without(idea)
+    assert getattr(changed, field) == value
+    others = {k: v for k, v in vars(changed).items() if k != field}
+    assert others == {k: v for k, v in vars(TINY).items() if k != field}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"widths": (8, 8)},
+        {"epochs": 0},
+        {"batch_size": 2.5},
+        {"label_smoothing": 0.9},
+        {"learning_rate": 0},
+        {"ema_momentum": 1.5},
+    ],
+)
+def test_bad_recipes_are_refused(options):
+    with pytest.raises(CapstoneError):
+        Recipe(**options)
+    with pytest.raises(CapstoneError, match="unknown idea"):
+        TINY.without("dropout")
+
+
+def test_default_recipe_is_small_in_fast_mode(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    fast = capstone.default_recipe()
+    monkeypatch.setenv("COURSE_FAST", "0")
+    full = capstone.default_recipe()
+    assert full == Recipe()
+    assert sum(fast.widths) < sum(full.widths) and fast.epochs <= full.epochs
+
+
+def test_one_cycle_schedule_rises_then_falls_to_zero():
+    import keras
+
+    schedule = capstone.one_cycle_schedule(0.4, total_steps=100, warmup_fraction=0.25)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 50, 100)]
+    assert rates == pytest.approx([0.0, 0.16, 0.4, 0.4 * 50 / 75, 0.0], abs=1e-6)
+    assert schedule.get_config() == {"peak": 0.4, "total_steps": 100, "warmup_fraction": 0.25}
+    with pytest.raises(CapstoneError):
+        capstone.one_cycle_schedule(0.4, total_steps=0)
+
+
+def test_flip_tta_averages_an_image_and_its_mirror(tiny):
+    import keras
+
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    # A "model" that looks only at the left half: a flip changes its answer.
+    left = keras.layers.Lambda(lambda t: keras.ops.cast(t[:, :, :16, :], "float32"))(inputs)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(left))
+    model = keras.Model(inputs, outputs)
+    images = tiny.x_test[:4]
+    plain = capstone.predict(model, images, tta=False)
+    mirrored = capstone.predict(model, np.ascontiguousarray(images[:, :, ::-1]), tta=False)
+    np.testing.assert_allclose(capstone.predict(model, images), (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_train_runs_the_recipe_and_reports_what_it_measured(tiny):
+    result = capstone.train(tiny, TINY)
+    assert result.epochs_run == 2
+    assert len(result.history["loss"]) == 2
+    assert 0 <= result.test_accuracy <= 1 and 0 <= result.test_accuracy_no_tta <= 1
+    assert result.train_seconds > 0
+    assert result.images_per_second == pytest.approx(2 * 100 / result.train_seconds)
+    assert result.fast_path["kind"] == "CPU" and result.fast_path["batch_size"] == 16
+    row = result.as_row()
+    assert "history" not in row and "model" not in row and row["recipe"]["widths"] == (8, 8, 16)
+    # The EMA weights are in the model: its predictions give the reported accuracy.
+    labels = np.argmax(capstone.predict(result.model, tiny.x_test), axis=1)
+    assert np.mean(labels == tiny.y_test) == pytest.approx(result.test_accuracy)
+
+
+def test_a_time_budget_stops_training_early(tiny):
+    long = Recipe(widths=(8, 8, 8), epochs=500, batch_size=16, ema_momentum=0.9)
+    result = capstone.train(tiny, long, budget_seconds=3)
+    assert 0 < result.epochs_run < 500
+    assert result.train_seconds < 120  # far less than 500 epochs would take
+
+
+def test_ablation_has_one_row_per_idea(tiny):
+    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
+    rows = capstone.ablation(tiny, recipe, ideas=("tta", "label_smoothing"))
+    assert [r["variant"] for r in rows] == [
+        "full recipe",
+        "without tta",
+        "without label_smoothing",
+    ]
+    full = rows[0]["test_accuracy"]
+    for row in rows:
+        assert row["gain"] == pytest.approx(full - row["test_accuracy"], abs=1e-4)
+        assert row["idea"]
+    assert rows[1]["train_seconds"] == rows[0]["train_seconds"]  # TTA needs no new run
+    with pytest.raises(CapstoneError, match="unknown ideas"):
+        capstone.ablation(tiny, recipe, ideas=("mixup",))
