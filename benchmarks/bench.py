@@ -98,30 +98,18 @@ def _recommended(x, y, budget_seconds, callbacks):
     )
 
 
+@register(
+    "capstone",
+    "capstone (notebook 07): whitened ResNet-ish net, SGD-Nesterov one-cycle on the budget, "
+    "label smoothing 0.2, EMA, flip TTA; CPU-sized on a CPU",
+)
+def _capstone(x, y, budget_seconds, callbacks):
+    from helpers import capstone
+
+    return capstone.bench_train(x, y, budget_seconds, callbacks)
+
+
 # --- measuring -------------------------------------------------------------------------------
-
-
-def _counter():
-    import keras
-
-    class EpochsSeen(keras.callbacks.Callback):
-        """Counts the epochs trained, the last one as a fraction if it was cut short."""
-
-        def __init__(self):
-            super().__init__()
-            self.epochs = 0.0
-            self.batches = 0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.batches = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.batches += 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epochs += self.batches / self.params["steps"]
-
-    return EpochsSeen()
 
 
 def run_recipe(recipe: Recipe, dataset, budget_seconds: float) -> dict:
@@ -129,17 +117,16 @@ def run_recipe(recipe: Recipe, dataset, budget_seconds: float) -> dict:
     from helpers import config
 
     config.set_seed(config.DEFAULT_SEED)
-    counter = _counter()
     start = time.perf_counter()
-    result = recipe.train(dataset.x_train, dataset.y_train, budget_seconds, [counter])
+    result = recipe.train(dataset.x_train, dataset.y_train, budget_seconds, [])
     seconds = time.perf_counter() - start
-    images = counter.epochs * len(dataset.x_train)
+    images = result.epochs_trained * len(dataset.x_train)
     _, accuracy = result.model.evaluate(dataset.x_test, dataset.y_test, batch_size=500, verbose=0)
     return {
         "recipe": recipe.name,
         "test_accuracy": round(float(accuracy), 4),
         "train_seconds": round(seconds, 1),
-        "epochs": round(counter.epochs, 2),
+        "epochs": round(result.epochs_trained, 2),
         "images_per_second": round(images / seconds, 1),
     }
 

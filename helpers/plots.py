@@ -312,37 +312,36 @@ def learning_curves(history, fig=None, title: str = ""):
     return fig
 
 
+def _tiles(tiles, ncols: int, size: float, title: str, cmap=None, labels: bool = False):
+    """Small images in a grid without axes (filters, feature maps)."""
+    nrows = int(np.ceil(len(tiles) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + 0.4))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < len(tiles):
+            ax.imshow(tiles[i], cmap=cmap, interpolation="nearest")
+            if labels:
+                ax.set_title(str(i), fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def conv_filters(kernel: np.ndarray, max_filters: int = 32, ncols: int = 8, title: str = ""):
     """The 3×3 (or k×k) filters of a first convolution layer as small RGB images.
 
     ``kernel`` has Keras's shape ``(k, k, 3, filters)``; each filter is rescaled to
     0-1 on its own so its pattern (edge, colour blob) is visible."""
-    n = min(max_filters, kernel.shape[-1])
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 0.9 + 0.4))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i < n:
-            f = kernel[..., i]
-            f = (f - f.min()) / (f.max() - f.min() + 1e-8)
-            ax.imshow(f if f.shape[-1] == 3 else f.mean(axis=-1), interpolation="nearest")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    tiles = []
+    for i in range(min(max_filters, kernel.shape[-1])):
+        f = kernel[..., i]
+        f = (f - f.min()) / (f.max() - f.min() + 1e-8)
+        tiles.append(f if f.shape[-1] == 3 else f.mean(axis=-1))
+    return _tiles(tiles, ncols, 0.9, title)
 
 
 def feature_maps(maps: np.ndarray, max_maps: int = 16, ncols: int = 8, title: str = ""):
-    """The channels of one image's activations ``(H, W, C)`` as grey-scale images."""
-    n = min(max_maps, maps.shape[-1])
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.1, nrows * 1.1 + 0.4))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(maps[..., i], cmap="viridis", interpolation="nearest")
-            ax.set_title(str(i), fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    """The channels of one image's activations ``(H, W, C)`` as colour-mapped images."""
+    tiles = [maps[..., i] for i in range(min(max_maps, maps.shape[-1]))]
+    return _tiles(tiles, ncols, 1.1, title, cmap="viridis", labels=True)

@@ -32,7 +32,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 #: What ``train_recipe`` uses unless told otherwise (chosen by benchmarks/bench.py runs).
 RECIPE_DEFAULTS = {
     "optimizer": "adamw",
-    "learning_rate": 3e-3,
+    "learning_rate": 5e-3,
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
     "batch_size": 128,
@@ -327,6 +327,7 @@ def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N
         def __init__(self):
             super().__init__()
             self.batches = 0
+            self.epochs_seen = 0.0  # this fit call's epochs, a cut-short one as a fraction
 
         def on_epoch_begin(self, epoch, logs=None):
             self.batches = 0
@@ -336,6 +337,7 @@ def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N
 
         def on_epoch_end(self, epoch, logs=None):
             steps = self.params.get("steps")
+            self.epochs_seen += self.batches / steps if steps else 1.0
             if steps and self.batches < steps:
                 return
             row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
@@ -357,7 +359,9 @@ def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N
 @dataclass
 class TrainingResult:
     """What ``fit`` returns: the trained model, the whole history (all epochs, resumed
-    ones included) as rows, where the run resumed from, and how long ``fit`` took."""
+    ones included) as rows, where the run resumed from, how long ``fit`` took, whether a
+    callback stopped it, and how many epochs this call trained (``epochs_trained``, a
+    cut-short last epoch counted as a fraction)."""
 
     model: object
     history: list[dict] = field(default_factory=list)
@@ -365,6 +369,7 @@ class TrainingResult:
     seconds: float = 0.0
     stopped: bool = False
     folder: Path | None = None
+    epochs_trained: float = 0.0
 
     @property
     def epochs_done(self) -> int:
@@ -453,7 +458,8 @@ def fit(
         if scores:
             best.best = max(scores)
         cbs.append(best)
-    cbs.append(EpochCheckpoint(history, folder))
+    recorder = EpochCheckpoint(history, folder)
+    cbs.append(recorder)
     if early_stopping_patience is not None:
         cbs.append(
             keras.callbacks.EarlyStopping(
@@ -486,7 +492,13 @@ def fit(
         )
     stopped = any(getattr(cb, "stopped", False) for cb in cbs)
     return TrainingResult(
-        model, history, initial_epoch, time.perf_counter() - start, stopped, folder
+        model,
+        history,
+        initial_epoch,
+        time.perf_counter() - start,
+        stopped,
+        folder,
+        recorder.epochs_seen,
     )
 
 
@@ -535,7 +547,7 @@ def train_recipe(
     **recipe,
 ) -> TrainingResult:
     """Train the course's recommended recipe: ``models.build_recommended()`` (batch norm,
-    flips and shifts inside the model, dropout), AdamW with weight decay, a one-cycle
+    flips and shifts inside the model, global average pooling), AdamW with weight decay, a one-cycle
     learning rate and label smoothing (see ``RECIPE_DEFAULTS``; override any of them as
     keywords, e.g. ``learning_rate=2e-3``).
 

@@ -62,7 +62,7 @@ def test_models_take_uint8_and_return_float32_probabilities(builder):
 
 
 def test_recommended_switches_change_the_architecture():
-    full = models.build_recommended(width=8, convs_per_block=2)
+    full = models.build_recommended(width=8, convs_per_block=2, dropout=0.2)
     names = {layer.name for layer in full.layers}
     assert {"augment", "bn_b1c1", "bn_b3c2", "drop_head", "gap"} <= names
     plain = models.build_recommended(
