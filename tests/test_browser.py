@@ -57,7 +57,7 @@ LAB_SETTINGS = {
 
 # The hyperparameter panel of notebook 03 (helpers/widgets.py) marks its parts with these.
 PANEL = ".course-panel"
-PANEL_CHOICE = {"course-lr": "0.0025", "course-epochs": "2"}
+PANEL_CHOICE = {"course-lr": "0.01", "course-epochs": "2"}
 
 
 def chromium_executable() -> str | None:
@@ -105,7 +105,8 @@ def stop_process_group(proc: subprocess.Popen) -> None:
 
 
 def api_get(url: str, token: str, path: str) -> dict:
-    with urllib.request.urlopen(f"{url}{path}?token={token}", timeout=30) as reply:
+    sep = "&" if "?" in path else "?"
+    with urllib.request.urlopen(f"{url}{path}{sep}token={token}", timeout=30) as reply:
         return json.load(reply)
 
 
@@ -254,10 +255,21 @@ def run_all_cells(page, timeout_s: float = NOTEBOOK_RUN_S) -> None:
 
 def saved_outputs(page, lab: Lab, name: str) -> list[dict]:
     """Save the notebook from the browser and return the outputs the server received."""
+    path = f"/api/contents/notebooks/{name}"
+    before = api_get(lab.url, lab.token, f"{path}?content=0")["last_modified"]
     menu(page, "File", "Save Notebook")
-    # The tab loses its "unsaved" dot once the server has written the file.
-    page.wait_for_selector(".lm-TabBar-tab.jp-mod-current.jp-mod-dirty", state="detached")
-    model = api_get(lab.url, lab.token, f"/api/contents/notebooks/{name}")
+    # Read the file once the server has written it (a read during the write gets a 400).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            model = api_get(lab.url, lab.token, path)
+            if model["last_modified"] != before:
+                break
+        except urllib.error.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} was not saved within 60 s")
+        time.sleep(0.5)
     return [
         dict(output, cell=index)
         for index, cell in enumerate(model["content"]["cells"])
