@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAB_ARGS ?=
 
-.PHONY: lab test venv mirror clean test-notebooks-full memory test-colab
+.PHONY: lab test venv mirror clean test-notebooks-full memory test-colab bench
 
 venv: $(STAMP)
 
@@ -43,6 +43,13 @@ test-notebooks-full: $(STAMP)
 # NOTEBOOKS="00 01" runs a subset. Writes benchmarks/results/memory-<machine>-<date>.json.
 memory: $(STAMP)
 	$(PY) benchmarks/memory.py $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
+
+# Train recipes one after the other with the same time budget and compare test accuracy.
+# RECIPES="baseline recommended" BUDGET=600 by default. Writes benchmarks/results/<machine>-<date>.json.
+RECIPES ?= baseline recommended
+BUDGET  ?= 600
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py --recipes $(RECIPES) --budget-seconds $(BUDGET)
 
 # Colab profile: a second virtualenv with Colab's TensorFlow, Keras and ipywidgets
 # (requirements-colab.txt, helpers added with --no-deps as on Colab) runs the helpers'
