@@ -121,21 +121,23 @@ class Recipe:
         return replace(self, **changes[idea])
 
 
-def default_recipe() -> Recipe:
-    """The recipe for the current mode: the full network for 10 epochs in the real course,
-    a narrow one for a few epochs of small batches with ``COURSE_FAST=1``."""
+#: The full recipe scaled for a CPU: narrower, smaller batches (same ideas).
+CPU_RECIPE = Recipe(widths=(32, 64, 128), batch_size=128, learning_rate=0.1)
+
+
+def default_recipe(kind: str | None = None) -> Recipe:
+    """The recipe for the current mode and device (``kind``, detected when None): the full
+    network (``Recipe()``) on a GPU or TPU, ``CPU_RECIPE`` on a CPU, and with
+    ``COURSE_FAST=1`` a narrow one for a few epochs of small batches."""
     from helpers import config
 
-    return config.pick(
-        fast=Recipe(
-            widths=(16, 32, 64),
-            epochs=4,
-            batch_size=64,
-            learning_rate=0.05,
-            ema_momentum=0.9,
-        ),
-        full=Recipe(),
-    )
+    if config.is_fast():
+        return Recipe(
+            widths=(16, 32, 64), epochs=3, batch_size=64, learning_rate=0.05, ema_momentum=0.9
+        )
+    if kind is None:
+        kind, _ = config.detect_accelerator()
+    return CPU_RECIPE if kind.upper() == "CPU" else Recipe()
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -297,16 +299,30 @@ def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None
     return model
 
 
+def flip_tta_model(model):
+    """A model that returns the average of ``model``'s predictions for each image and its
+    mirror image (flip test-time augmentation), compiled for ``evaluate``."""
+    import keras
+
+    inputs = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
+    mirrored = keras.ops.flip(inputs, axis=2)  # (batch, height, width, channels)
+    outputs = keras.layers.Average(dtype="float32", name="flip_tta")(
+        [model(inputs), model(mirrored)]
+    )
+    tta = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+    tta.compile(
+        loss="sparse_categorical_crossentropy",
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return tta
+
+
 def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 1000):
     """Class probabilities for uint8 ``images``; with ``tta`` the average of the predictions
-    for each image and its mirror image."""
-    probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    for each image and its mirror image (``flip_tta_model``)."""
     if tta:
-        mirrored = np.ascontiguousarray(images[:, :, ::-1])
-        probabilities = (
-            probabilities + model.predict(mirrored, batch_size=batch_size, verbose=0)
-        ) / 2
-    return probabilities
+        model = flip_tta_model(model)
+    return model.predict(images, batch_size=batch_size, verbose=0)
 
 
 @dataclass
@@ -330,8 +346,21 @@ class Result:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ROW}
 
 
-def train(
-    data,
+@dataclass
+class Fitted:
+    """A trained capstone model and how its training went (see ``fit``)."""
+
+    model: object
+    seconds: float
+    epochs_trained: float
+    images_per_second: float
+    fast_path: object
+    history: dict
+
+
+def fit(
+    x,
+    y,
     recipe: Recipe | None = None,
     *,
     fast_path=None,
@@ -339,8 +368,8 @@ def train(
     budget_seconds: float | None = None,
     callbacks=(),
     verbose: int = 0,
-) -> Result:
-    """Build, train and evaluate the capstone on ``data`` (a ``helpers.data.Cifar10``).
+) -> Fitted:
+    """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
     ``fast_path`` (``helpers.accelerate.fast_path_settings(...)``) switches on mixed
     precision, XLA, ``steps_per_execution`` and the scaled batch and learning rate;
@@ -348,7 +377,8 @@ def train(
     ``plan`` (``helpers.distribute``) trains on several devices. With ``budget_seconds``
     training stops when the budget is spent and the one-cycle schedule runs on wall time
     (``helpers.training.OneCycle``), so it still ends annealed; ``recipe.epochs`` is then
-    an upper bound. ``callbacks`` go to ``fit``.
+    an upper bound. ``callbacks`` go to Keras's ``fit``. The time covers building the
+    whitening layer, compiling and training (first-step compilation included).
     """
     import keras
 
@@ -381,37 +411,67 @@ def train(
                 )
             )
     keras.utils.set_random_seed(recipe.seed)
-    steps_per_epoch = math.ceil(len(data.x_train) / fast_path.batch_size)
+    steps_per_epoch = math.ceil(len(x) / fast_path.batch_size)
     scope = plan.scope() if plan is not None else contextlib.nullcontext()
     with accelerate.use_precision(fast_path.precision), scope:
         start = time.perf_counter()
-        model = build_capstone(recipe, data.x_train)
+        model = build_capstone(recipe, x)
         compile_capstone(model, recipe, steps_per_epoch, fast_path, budget=bool(budget_seconds))
         history = model.fit(
-            data.x_train,
-            data.y_train,
+            x,
+            y,
             epochs=recipe.epochs,
             callbacks=[*budget_callbacks, *callbacks],
             verbose=verbose,
             **fast_path.fit_kwargs(),
         )
         seconds = time.perf_counter() - start
-        plain = predict(model, data.x_test, tta=False)
-        flipped = predict(model, data.x_test, tta=True)
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    images = min(steps * fast_path.batch_size, len(data.x_train) * recipe.epochs)
+    images = min(steps * fast_path.batch_size, len(x) * recipe.epochs)
+    return Fitted(
+        model=model,
+        seconds=seconds,
+        epochs_trained=round(steps / steps_per_epoch, 2),
+        images_per_second=images / seconds,
+        fast_path=fast_path,
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+    )
+
+
+def train(data, recipe: Recipe | None = None, **options) -> Result:
+    """``fit`` the capstone on ``data`` (a ``helpers.data.Cifar10``) and measure its test
+    accuracy with and without flip TTA. ``options`` go to ``fit`` (``fast_path``,
+    ``plan``, ``budget_seconds``, ``callbacks``, ``verbose``)."""
+    recipe = recipe or default_recipe()
+    fitted = fit(data.x_train, data.y_train, recipe, **options)
+    plan = options.get("plan")
+    scope = plan.scope() if plan is not None else contextlib.nullcontext()
+    with scope:
+        plain = predict(fitted.model, data.x_test, tta=False)
+        mirrored = predict(fitted.model, np.ascontiguousarray(data.x_test[:, :, ::-1]), tta=False)
     return Result(
         recipe=asdict(recipe),
-        test_accuracy=_accuracy(flipped if recipe.tta else plain, data.y_test),
+        test_accuracy=_accuracy((plain + mirrored) / 2 if recipe.tta else plain, data.y_test),
         test_accuracy_no_tta=_accuracy(plain, data.y_test),
-        train_seconds=seconds,
-        epochs_run=round(steps / steps_per_epoch, 2),
-        images_per_second=images / seconds,
-        fast_path=fast_path.as_dict(),
+        train_seconds=fitted.seconds,
+        epochs_run=fitted.epochs_trained,
+        images_per_second=fitted.images_per_second,
+        fast_path=fitted.fast_path.as_dict(),
         distribution=plan.strategy if plan is not None else "single",
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
-        model=model,
+        history=fitted.history,
+        model=fitted.model,
     )
+
+
+def bench_train(x, y, budget_seconds, callbacks=(), recipe: Recipe | None = None) -> Fitted:
+    """The capstone as a ``benchmarks/bench.py`` recipe: the device's recipe
+    (``default_recipe``) trained within ``budget_seconds`` (with at most 1000 epochs), and
+    a ``.model`` that includes flip TTA, so the harness's ``evaluate`` measures it."""
+    recipe = replace(recipe or default_recipe(), epochs=1000)
+    fitted = fit(x, y, recipe, budget_seconds=budget_seconds, callbacks=callbacks, verbose=2)
+    if recipe.tta:
+        fitted.model = flip_tta_model(fitted.model)
+    return fitted
 
 
 _NOT_IN_ROW = ("history", "model")

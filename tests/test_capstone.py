@@ -99,8 +99,9 @@ def test_default_recipe_is_small_in_fast_mode(monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "1")
     fast = capstone.default_recipe()
     monkeypatch.setenv("COURSE_FAST", "0")
-    full = capstone.default_recipe()
+    full = capstone.default_recipe("GPU")
     assert full == Recipe()
+    assert capstone.default_recipe("CPU") == capstone.CPU_RECIPE
     assert sum(fast.widths) < sum(full.widths) and fast.epochs <= full.epochs
 
 
@@ -166,3 +167,12 @@ def test_ablation_has_one_row_per_idea(tiny):
     assert rows[1]["train_seconds"] == rows[0]["train_seconds"]  # TTA needs no new run
     with pytest.raises(CapstoneError, match="unknown ideas"):
         capstone.ablation(tiny, recipe, ideas=("mixup",))
+
+
+def test_bench_train_gives_the_harness_a_model_with_flip_tta(tiny):
+    recipe = Recipe(widths=(8, 8, 8), batch_size=25, ema_momentum=0.9)
+    fitted = capstone.bench_train(tiny.x_train, tiny.y_train, 3, recipe=recipe)  # 3 s budget
+    assert fitted.model.name.endswith("_flip_tta")
+    assert fitted.epochs_trained > 0 and fitted.seconds > 0
+    _, accuracy = fitted.model.evaluate(tiny.x_test, tiny.y_test, verbose=0)
+    assert 0 <= accuracy <= 1
