@@ -87,7 +87,7 @@ def _baseline(x, y, budget_seconds, callbacks):
 
 @register(
     "recommended",
-    "course recipe: BN CNN + flip/shift in the model, AdamW, one-cycle on the budget, "
+    "course recipe: BN CNN + flips in the model, AdamW, one-cycle on the budget, "
     "label smoothing 0.1",
 )
 def _recommended(x, y, budget_seconds, callbacks):
