@@ -61,11 +61,13 @@ def _jax_missing() -> bool:
     return importlib.util.find_spec("jax") is None
 
 
-def _run(backend: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def run_script(script: str, env_extra: dict) -> dict:
+    """Run ``script`` in a fresh Python with ``env_extra`` in its environment; return the
+    JSON it prints after ``REPORT ``. (tests/test_distribute.py uses it too.)"""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env_extra}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr[-3000:]
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("REPORT "))
@@ -85,7 +87,7 @@ def _run(backend: str) -> dict:
     ],
 )
 def test_every_course_model_trains_on_the_backend(backend):
-    report = _run(backend)
+    report = run_script(SCRIPT, {"KERAS_BACKEND": backend})
     assert report["backend"] == backend
     seen = report["models"]
     assert {"capstone-float32", "capstone-mixed_bfloat16"} <= set(seen)

@@ -2,16 +2,13 @@
 strategy really trains (two CPU devices stand in for two GPUs)."""
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from helpers import distribute
 from helpers.distribute import DistributeError
+from tests.test_backends import run_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,19 +128,8 @@ print("REPORT " + json.dumps({
 """
 
 
-def _run(env_extra: dict) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env_extra}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=ROOT
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("REPORT "))
-    return json.loads(line.removeprefix("REPORT "))
-
-
 def test_mirrored_strategy_trains_on_two_devices_with_tensorflow():
-    report = _run({"KERAS_BACKEND": "tensorflow"})
+    report = run_script(SCRIPT, {"KERAS_BACKEND": "tensorflow"})
     assert (report["strategy"], report["replicas"], report["distribution"]) == (
         "mirrored",
         2,
@@ -165,7 +151,7 @@ def test_data_parallel_trains_on_two_devices_with_jax():
         "--xla_cpu_collective_call_terminate_timeout_seconds=600 "
         "--xla_cpu_collective_timeout_seconds=600"
     )
-    report = _run({"KERAS_BACKEND": "jax", "XLA_FLAGS": flags})
+    report = run_script(SCRIPT, {"KERAS_BACKEND": "jax", "XLA_FLAGS": flags})
     assert (report["strategy"], report["replicas"], report["distribution"]) == (
         "data_parallel",
         2,
