@@ -258,18 +258,18 @@ def saved_outputs(page, lab: Lab, name: str) -> list[dict]:
     path = f"/api/contents/notebooks/{name}"
     before = api_get(lab.url, lab.token, f"{path}?content=0")["last_modified"]
     menu(page, "File", "Save Notebook")
-    # Read the file once the server has written it (a read during the write gets a 400).
+    # Read the file only once the save is over: the server answers a read during the write
+    # with a 400 and puts its backup copy back, which makes the save itself fail.
+    # The file's time (content=0 reads no content) says this save has started ...
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            model = api_get(lab.url, lab.token, path)
-            if model["last_modified"] != before:
-                break
-        except urllib.error.HTTPError:
-            pass
+    while api_get(lab.url, lab.token, f"{path}?content=0")["last_modified"] == before:
         if time.monotonic() > deadline:
             pytest.fail(f"{name} was not saved within 60 s")
         time.sleep(0.5)
+    # ... and the status bar says when it has finished.
+    page.get_by_text(re.compile(r"^Saving (completed|failed)$")).wait_for()
+    assert not page.get_by_text("Saving failed").count(), f"JupyterLab could not save {name}"
+    model = api_get(lab.url, lab.token, path)
     return [
         dict(output, cell=index)
         for index, cell in enumerate(model["content"]["cells"])
@@ -392,6 +392,10 @@ def test_notebook_03_panel_trains_with_the_chosen_values(page, lab):
     new = rows[-1]
     assert float(_column(new, "learning", "lr")) == float(PANEL_CHOICE["course-lr"]), new
     assert int(_column(new, "epoch")) == int(PANEL_CHOICE["course-epochs"]), new
+    # The values left alone are recorded as the panel shows them.
+    for css_class, words in [("course-batch-size", ("batch",)), ("course-optimizer", ("optim",))]:
+        shown = panel.locator(f".{css_class} select option:checked").inner_text().strip()
+        assert _column(new, *words) == shown, (css_class, new)
     assert not page.locator(f"{NOTEBOOK} .jp-OutputArea-output:has-text('Traceback')").count()
     errors = [o for o in saved_outputs(page, lab, name) if o["output_type"] == "error"]
     assert not errors, errors
