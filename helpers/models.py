@@ -116,6 +116,7 @@ def build_recommended(
     translate: float = 0.125,
     dropout: float = 0.0,
     l2: float = 0.0,
+    head: str = "gap",
     name: str = "recommended",
 ):
     """The course's recipe model: three blocks of ``convs_per_block`` × (Conv2D 3×3 →
@@ -129,7 +130,10 @@ def build_recommended(
     - ``dropout``: dropout rate (0-0.9) before the classifier and, at half that rate,
       after each block (0 by default: in a training budget of about ten epochs the
       model underfits, and dropout slowed learning in our runs);
-    - ``l2``: L2 weight penalty on convolution and dense kernels (0 switches it off).
+    - ``l2``: L2 weight penalty on convolution and dense kernels (0 switches it off);
+    - ``head``: ``"gap"`` (global average pooling, few parameters: the recipe) or
+      ``"flatten"`` (Flatten → Dense 128 → ReLU, like the baseline: many parameters,
+      which is what lets notebook 05's model memorise a small training set).
 
     Input: uint8 images; scaling and augmentation happen inside the model.
     """
@@ -148,6 +152,8 @@ def build_recommended(
     dropout = _check_fraction("dropout", dropout)
     if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 <= 0.1:
         raise ModelConfigError(f"l2 must be a number between 0 and 0.1 (e.g. 5e-4), got {l2!r}")
+    if head not in ("gap", "flatten"):
+        raise ModelConfigError(f"head must be 'gap' or 'flatten', got {head!r}")
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
 
     inputs = _inputs(keras)
@@ -173,7 +179,13 @@ def build_recommended(
         x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout / 2, name=f"drop{block}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    if head == "gap":
+        x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = keras.layers.Dense(
+            128, activation="relu", kernel_regularizer=regularizer, name="dense"
+        )(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="drop_head")(x)
     outputs = keras.layers.Dense(

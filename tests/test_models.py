@@ -101,11 +101,22 @@ def test_augmentation_is_only_active_in_training():
         {"augment": 1},
         {"l2": -1e-4},
         {"translate": 0.7},
+        {"head": "dense"},
     ],
 )
 def test_recommended_refuses_bad_options(options):
     with pytest.raises(models.ModelConfigError):
         models.build_recommended(**options)
+
+
+def test_flatten_head_has_the_capacity_to_memorise():
+    gap = models.build_recommended(width=32, batch_norm=False, augment=False)
+    flat = models.build_recommended(width=32, batch_norm=False, augment=False, head="flatten")
+    # Flatten (4 x 4 x 128 = 2,048 values) -> Dense 128 -> Dense 10 replaces GAP -> Dense 10.
+    assert flat.count_params() - gap.count_params() == (2048 * 128 + 128) + (128 * 10 + 10) - (
+        128 * 10 + 10
+    )
+    assert flat.get_layer("dense").output.shape == (None, 128)
 
 
 def test_build_by_name():
