@@ -172,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(path, args.mode, args.timeout)
         print(f"  peak {row['peak_rss_mb']} MB, {row['seconds']} s", row.get("error", ""))
         rows.append(row)
-    extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    write(out, info, date, rows, extra)
+        # Written after each notebook, so a long run that is stopped keeps what it measured.
+        extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        write(out, info, date, rows, extra)
 
     print(f"\n{'notebook':<28} {'mode':<5} {'peak MB':>8} {'seconds':>8}")
     for row in rows:
