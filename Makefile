@@ -45,8 +45,8 @@ memory: $(STAMP)
 	$(PY) benchmarks/memory.py $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))
 
 # Train recipes one after the other with the same time budget and compare test accuracy.
-# RECIPES="baseline recommended" BUDGET=600 by default. Writes benchmarks/results/<machine>-<date>.json.
-RECIPES ?= baseline recommended
+# RECIPES="tutorial baseline recommended capstone" BUDGET=600 by default. Writes benchmarks/results/<machine>-<date>.json.
+RECIPES ?= tutorial baseline recommended capstone
 BUDGET  ?= 600
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py --recipes $(RECIPES) --budget-seconds $(BUDGET)
