@@ -42,9 +42,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a 64 MB /dev/shm
 ]
 SERVER_START_S = 180
-NOTEBOOK_RUN_S = 900
+NOTEBOOK_RUN_S = 480
+RUN_START_S = 30
 TRAIN_S = 600
 
 # JupyterLab settings for an unattended run: every cell in the DOM (no virtual scrolling),
@@ -226,9 +228,11 @@ def open_notebook(page, lab: Lab, name: str) -> None:
 
 
 def menu(page, top: str, item: str) -> None:
-    """Click ``top`` in the menu bar, then ``item`` in the menu that opens."""
+    """Click ``top`` in the menu bar, then ``item`` in the menu that opens (once enabled)."""
     page.locator(".lm-MenuBar-item", has_text=re.compile(rf"^{top}$")).click()
-    page.locator(".lm-Menu-item", has_text=re.compile(rf"^{re.escape(item)}")).first.click()
+    entry = page.locator(".lm-Menu-item", has_text=re.compile(rf"^{re.escape(item)}")).first
+    entry.and_(page.locator(":not(.lm-mod-disabled)")).wait_for(timeout=30_000)
+    entry.click()
 
 
 def prompts(page) -> list[str]:
@@ -238,19 +242,60 @@ def prompts(page) -> list[str]:
     ]
 
 
-def run_all_cells(page, timeout_s: float = NOTEBOOK_RUN_S) -> None:
-    """Run > Run All Cells, then wait until no cell is queued or running any more."""
-    menu(page, "Run", "Run All Cells")
-    page.wait_for_function(
-        """(sel) => {
-            const p = [...document.querySelectorAll(sel)].map((e) => e.textContent);
-            return p.length > 0 && !p.some((t) => t.includes('*'))
-                && p.some((t) => /\\[\\d+\\]/.test(t));
-        }""",
-        arg=f"{NOTEBOOK} .jp-CodeCell .jp-InputPrompt",
-        timeout=timeout_s * 1000,
-        polling=1000,
-    )
+def kernel_status(page) -> str:
+    """The status bar's kernel item, e.g. "Python 3 (ipykernel) | Busy"."""
+    items = page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| \w+$"))
+    return items.first.inner_text().strip() if items.count() else "(no kernel status shown)"
+
+
+def run_report(page, lab: Lab | None = None) -> str:
+    """What the notebook shows now: prompts, the kernel, the cell still running and its output,
+    the server log's end: the facts a failure message needs to be understood from CI's log."""
+    cells = page.locator(f"{NOTEBOOK} .jp-CodeCell")
+    lines = [f"kernel: {kernel_status(page)}", f"prompts: {prompts(page)}"]
+    for index, prompt in enumerate(prompts(page)):
+        if "*" in prompt:
+            cell = cells.nth(index)
+            source = cell.locator(".jp-InputArea-editor").inner_text()[:300]
+            output = cell.locator(".jp-OutputArea").inner_text()[-1500:]
+            lines += [f"first running cell ({index}):", source, "its output so far:", output]
+            break
+    if lab is not None and (lab.root / "lab.log").is_file():
+        lines += ["end of the JupyterLab log:", (lab.root / "lab.log").read_text()[-3000:]]
+    return "\n".join(lines)
+
+
+def run_all_cells(page, lab: Lab | None = None, timeout_s: float = NOTEBOOK_RUN_S) -> None:
+    """Run > Run All Cells, then wait until no cell is queued or running any more.
+
+    Fails early, with ``run_report``, when the run does not start, an error is shown, or the
+    kernel dies; the menu is tried again if the first click started nothing."""
+    page.locator(f"{NOTEBOOK} .jp-Cell").first.click()  # the notebook must be the active panel
+    for _ in range(3):
+        menu(page, "Run", "Run All Cells")
+        deadline = time.monotonic() + RUN_START_S
+        while time.monotonic() < deadline:
+            if any("*" in p or re.search(r"\[\d+\]", p) for p in prompts(page)):
+                break
+            time.sleep(0.5)
+        else:
+            continue
+        break
+    else:
+        pytest.fail(f"Run All Cells started nothing in 3 tries:\n{run_report(page, lab)}")
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        shown = prompts(page)
+        if not any("*" in p for p in shown) and any(re.search(r"\[\d+\]", p) for p in shown):
+            return
+        status = kernel_status(page)
+        if re.search(r"(Dead|Unknown|Restarting|Disconnected)$", status):
+            pytest.fail(f"the kernel stopped ({status}):\n{run_report(page, lab)}")
+        if page.locator(f"{NOTEBOOK} .jp-OutputArea-output:has-text('Traceback')").count():
+            pytest.fail(f"a cell shows a traceback:\n{run_report(page, lab)}")
+        time.sleep(1)
+    pytest.fail(f"the notebook still ran after {timeout_s} s:\n{run_report(page, lab)}")
 
 
 def saved_outputs(page, lab: Lab, name: str) -> list[dict]:
@@ -296,7 +341,7 @@ def assert_ran_without_errors(page, lab: Lab, name: str) -> list[dict]:
 @pytest.mark.slow
 def test_notebook_00_shows_the_banner(page, lab):
     open_notebook(page, lab, "00_start_here.ipynb")
-    run_all_cells(page)
+    run_all_cells(page, lab)
     outputs = assert_ran_without_errors(page, lab, "00_start_here.ipynb")
 
     # The header rendered as Markdown: title and the Colab/Binder badge links.
@@ -355,7 +400,7 @@ def test_notebook_03_panel_trains_with_the_chosen_values(page, lab):
     if not (lab.root / "notebooks" / name).exists():
         pytest.skip(f"notebooks/{name} is not in the repository yet")
     open_notebook(page, lab, name)
-    run_all_cells(page)
+    run_all_cells(page, lab)
     assert_ran_without_errors(page, lab, name)
 
     panel = page.locator(f"{NOTEBOOK} {PANEL}")
