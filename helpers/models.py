@@ -117,6 +117,7 @@ def build_recommended(
     dropout: float = 0.0,
     l2: float = 0.0,
     head: str = "gap",
+    pool_early: bool = False,
     name: str = "recommended",
 ):
     """The course's recipe model: three blocks of ``convs_per_block`` × (Conv2D 3×3 →
@@ -133,7 +134,12 @@ def build_recommended(
     - ``l2``: L2 weight penalty on convolution and dense kernels (0 switches it off);
     - ``head``: ``"gap"`` (global average pooling, few parameters: the recipe) or
       ``"flatten"`` (Flatten → Dense 128 → ReLU, like the baseline: many parameters,
-      which is what lets notebook 05's model memorise a small training set).
+      which is what lets notebook 05's model memorise a small training set);
+    - ``pool_early``: max-pool right after the first convolution of each block instead of
+      after the last, so the block's other convolutions see a quarter of the pixels: with
+      ``convs_per_block=2`` twice the depth for little more compute. This is the layout of
+      David Page's ResNet-9 ("How to train your ResNet", 2018) and of airbench (Jordan,
+      2024), used by the recipe (``training.RECIPE_MODEL``) and by notebook 07.
 
     Input: uint8 images; scaling and augmentation happen inside the model.
     """
@@ -149,6 +155,7 @@ def build_recommended(
         raise ModelConfigError(f"convs_per_block must be 1, 2, 3 or 4, got {convs_per_block!r}")
     batch_norm = _check_bool("batch_norm", batch_norm)
     augment = _check_bool("augment", augment)
+    pool_early = _check_bool("pool_early", pool_early)
     dropout = _check_fraction("dropout", dropout)
     if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 <= 0.1:
         raise ModelConfigError(f"l2 must be a number between 0 and 0.1 (e.g. 5e-4), got {l2!r}")
@@ -173,10 +180,13 @@ def build_recommended(
                 kernel_regularizer=regularizer,
                 name=f"conv_{tag}",
             )(x)
+            if pool_early and conv == 1:
+                x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"bn_{tag}")(x)
             x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
+        if not pool_early:
+            x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout / 2, name=f"drop{block}")(x)
     if head == "gap":

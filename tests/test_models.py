@@ -102,11 +102,25 @@ def test_augmentation_is_only_active_in_training():
         {"l2": -1e-4},
         {"translate": 0.7},
         {"head": "dense"},
+        {"pool_early": "no"},
     ],
 )
 def test_recommended_refuses_bad_options(options):
     with pytest.raises(models.ModelConfigError):
         models.build_recommended(**options)
+
+
+def test_pool_early_runs_the_later_convolutions_at_half_the_resolution():
+    late = models.build_recommended(width=8, convs_per_block=2, augment=False)
+    early = models.build_recommended(width=8, convs_per_block=2, augment=False, pool_early=True)
+    # Same weights either way; only where the pooling sits changes.
+    assert early.count_params() == late.count_params()
+    assert late.get_layer("conv_b1c2").output.shape == (None, 32, 32, 8)
+    assert early.get_layer("conv_b1c2").output.shape == (None, 16, 16, 8)
+    assert early.get_layer("conv_b3c2").output.shape == (None, 4, 4, 32)
+    layers = [layer.name for layer in early.layers]
+    assert layers.index("pool1") == layers.index("conv_b1c1") + 1
+    assert early.get_layer("gap").output.shape == late.get_layer("gap").output.shape
 
 
 def test_flatten_head_has_the_capacity_to_memorise():
