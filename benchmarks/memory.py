@@ -3,11 +3,22 @@
     python benchmarks/memory.py                          # every notebook, full mode
     python benchmarks/memory.py --notebooks 00 01        # a subset (number or file name)
     python benchmarks/memory.py --mode fast --output /tmp/memory.json
+    python benchmarks/memory.py --notebooks 05 --capture "table.round"   # keep a result table
 
 Each notebook runs top to bottom in a fresh kernel (nbclient) in the chosen mode. While it
 runs, a thread polls the resident memory (RSS) of the kernel's whole process tree with
 psutil; at the end the kernel also reports its own high-water mark (``ru_maxrss``), which
 catches spikes shorter than the polling interval. ``peak_rss_mb`` is the larger of the two.
+Each row also lists the cells after which the kernel held the most new memory
+(``top_cells``: index, ``grew_mb``, the cell's own peak, seconds, first line), which is where
+to look when a notebook is over the limit.
+
+The notebooks share a fresh, empty ``COURSE_ARTIFACTS`` folder for the whole invocation, so
+nothing saved by earlier runs (checkpoints, models, feature caches) is reused, and a later
+notebook sees what an earlier one of the same invocation saved, as a learner would
+(``--keep-artifacts`` uses the usual folder instead). ``--capture TEXT`` keeps the text
+outputs of every code cell whose source contains TEXT, in
+``benchmarks/results/notebook-<name>-<mode>-<date>.json``.
 
 Binder restarts a kernel whose container goes above 2 GB, so every row must stay under
 ``LIMIT_MB``; the script exits with status 1 when one does not, or when a notebook fails.
@@ -24,6 +35,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,6 +48,7 @@ NOTEBOOKS = ROOT / "notebooks"
 LIMIT_MB = 2048  # Binder's memory limit
 POLL_S = 0.1
 MB = 1024 * 1024
+TOP_CELLS = 3
 
 # Appended to the notebook in memory (never saved): the kernel's own peak RSS, in kB on Linux.
 _PEAK_CELL = "import resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
@@ -48,19 +61,32 @@ class TreePeak(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.peak = 0
+        self.window_peak = 0  # since the last ``new_window()``: one cell's peak
+        self.last = 0  # the latest sample
         self._done = threading.Event()
 
-    def run(self) -> None:
+    def sample(self) -> None:
         import psutil
 
-        me = psutil.Process()
+        total = 0
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # ended between listing and reading
+                total += child.memory_info().rss
+        self.last = total
+        self.peak = max(self.peak, total)
+        self.window_peak = max(self.window_peak, total)
+
+    def run(self) -> None:
         while not self._done.is_set():
-            total = 0
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):  # ended between listing and reading
-                    total += child.memory_info().rss
-            self.peak = max(self.peak, total)
+            self.sample()
             self._done.wait(self.interval)
+
+    def new_window(self) -> int:
+        """Return the peak since the last call (sampling now, so that a cell shorter than the
+        polling interval is seen too) and start a new window."""
+        self.sample()
+        peak, self.window_peak = self.window_peak, 0
+        return peak
 
     def stop(self) -> int:
         self._done.set()
@@ -87,8 +113,9 @@ def select(names: list[str] | None, folder: Path = NOTEBOOKS) -> list[Path]:
     return chosen
 
 
-def measure(path: Path, mode: str, timeout: int) -> dict:
-    """Run one notebook in a fresh kernel and return its row of the table."""
+def measure(path: Path, mode: str, timeout: int) -> tuple[dict, object]:
+    """Run one notebook in a fresh kernel; return its row of the table and the executed
+    notebook."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -96,10 +123,35 @@ def measure(path: Path, mode: str, timeout: int) -> dict:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_PEAK_CELL))
     os.environ["COURSE_FAST"] = "1" if mode == "fast" else "0"
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": path.parent}}
-    )
     poller = TreePeak()
+    cells, started = [], {}
+
+    def cell_start(cell, cell_index, **_):
+        poller.new_window()
+        started[cell_index] = (time.perf_counter(), poller.last)
+
+    def cell_done(cell, cell_index, **_):
+        first_line = cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
+        start_time, start_rss = started.get(cell_index, (time.perf_counter(), 0))
+        peak = poller.new_window()
+        cells.append(
+            {
+                "cell": cell_index,
+                "peak_rss_mb": round(peak / MB, 1),
+                "grew_mb": round((poller.last - start_rss) / MB, 1),
+                "seconds": round(time.perf_counter() - start_time, 1),
+                "source": first_line,
+            }
+        )
+
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": path.parent}},
+        on_cell_start=cell_start,
+        on_cell_executed=cell_done,
+    )
     poller.start()
     start = time.perf_counter()
     error = None
@@ -122,10 +174,29 @@ def measure(path: Path, mode: str, timeout: int) -> dict:
         "tree_peak_rss_mb": round(tree_peak / MB, 1),
         "kernel_maxrss_mb": round(kernel_peak / MB, 1),
         "ok": error is None,
+        "top_cells": sorted(cells, key=lambda c: -c["grew_mb"])[:TOP_CELLS],
     }
     if error:
         row["error"] = error
-    return row
+    nb.cells.pop()  # the peak cell is ours, not the notebook's
+    return row, nb
+
+
+def captured(nb, needles: list[str]) -> list[dict]:
+    """The text outputs (stdout and plain-text results) of each code cell whose source
+    contains one of ``needles``."""
+    out = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not any(n in cell.source for n in needles):
+            continue
+        texts = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stdout":
+                texts.append(output.text)
+            elif "data" in output and "text/plain" in output.data:
+                texts.append(output.data["text/plain"])
+        out.append({"cell": index, "source": cell.source, "output": "".join(texts)})
+    return out
 
 
 def machine() -> tuple[dict, str]:
@@ -156,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=4 * 3600, help="seconds per cell")
     parser.add_argument("--output", type=Path, help="result file (default: benchmarks/results)")
     parser.add_argument("--notebook-dir", type=Path, default=NOTEBOOKS)
+    parser.add_argument("--capture", action="append", default=[], metavar="TEXT")
+    parser.add_argument("--keep-artifacts", action="store_true")
     args = parser.parse_args(argv)
 
     paths = select(args.notebooks, args.notebook_dir)
@@ -166,12 +239,36 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]),
     }
+    scratch = tempfile.TemporaryDirectory(prefix="course-artifacts-")
+    if not args.keep_artifacts:
+        os.environ["COURSE_ARTIFACTS"] = scratch.name
     rows = []
     for path in paths:
         print(f"{path.name} ({args.mode} mode) ...", flush=True)
-        row = measure(path, args.mode, args.timeout)
+        row, executed = measure(path, args.mode, args.timeout)
         print(f"  peak {row['peak_rss_mb']} MB, {row['seconds']} s", row.get("error", ""))
+        for cell in row["top_cells"]:
+            print(
+                f"    cell {cell['cell']}: +{cell['grew_mb']} MB (peak {cell['peak_rss_mb']} MB) "
+                f"{cell['seconds']} s  {cell['source']}"
+            )
         rows.append(row)
+        if args.capture:
+            kept = out.parent / f"notebook-{path.stem}-{args.mode}-{date}.json"
+            kept.write_text(
+                json.dumps(
+                    {
+                        **{k: row[k] for k in ("notebook", "mode", "seconds", "peak_rss_mb")},
+                        "date": date,
+                        "machine": info,
+                        **extra,
+                        "outputs": captured(executed, args.capture),
+                    },
+                    indent=1,
+                )
+                + "\n"
+            )
+            print(f"  outputs written to {kept}")
         # Written after each notebook, so a long run that is stopped keeps what it measured.
         extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         write(out, info, date, rows, extra)

@@ -112,13 +112,15 @@ def test_memory_script_records_the_kernel_peak(tmp_path):
     _notebook(
         folder,
         "00_big.ipynb",
+        "small = 1",
         "block = bytearray(300 * 1024 * 1024)\nblock[::4096] = b'x' * len(block[::4096])",
+        "print('size', len(block))",
     )
     _notebook(folder, "01_fails.ipynb", "raise RuntimeError('boom')")
     out = tmp_path / "memory.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "memory.py"), "--notebook-dir", str(folder)]
-        + ["--mode", "fast", "--output", str(out)],
+        + ["--mode", "fast", "--output", str(out), "--capture", "print('size'"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -133,6 +135,14 @@ def test_memory_script_records_the_kernel_peak(tmp_path):
     assert big["seconds"] > 0
     assert not fails["ok"] and "boom" in fails["error"]
     assert set(big) >= {"notebook", "peak_rss_mb", "seconds", "mode"}
+    # The cell that allocated the block is named first, as the one that grew the most.
+    assert big["top_cells"][0]["cell"] == 1 and big["top_cells"][0]["grew_mb"] >= 290
+    assert big["top_cells"][0]["peak_rss_mb"] >= 300
+    assert big["top_cells"][0]["source"].startswith("block = bytearray")
+    kept = json.loads(next(tmp_path.glob("notebook-00_big-fast-*.json")).read_text())
+    assert kept["outputs"] == [
+        {"cell": 2, "source": "print('size', len(block))", "output": "size 314572800\n"}
+    ]
 
 
 def test_memory_script_selects_notebooks_by_number_or_name(tmp_path):
