@@ -87,8 +87,8 @@ def _baseline(x, y, budget_seconds, callbacks):
 
 @register(
     "recommended",
-    "course recipe: BN CNN + flips in the model, AdamW, one-cycle on the budget, "
-    "label smoothing 0.1",
+    "course recipe: 6-conv BN CNN pooling early + flips in the model, AdamW, one-cycle on "
+    "the budget, label smoothing 0.1",
 )
 def _recommended(x, y, budget_seconds, callbacks):
     from helpers import training

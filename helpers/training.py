@@ -561,9 +561,9 @@ def train_recipe(
     **recipe,
 ) -> TrainingResult:
     """Train the course's recommended recipe: ``models.build_recommended(**RECIPE_MODEL)``
-    (batch norm, random flips inside the model, global average pooling), AdamW with
-    weight decay, a one-cycle learning rate and label smoothing (see ``RECIPE_DEFAULTS``;
-    override any of them as keywords, e.g. ``learning_rate=2e-3``).
+    (six convolutions with batch norm, pooling early, random flips inside the model, global
+    average pooling), AdamW with weight decay, a one-cycle learning rate and label smoothing
+    (see ``RECIPE_DEFAULTS``; override any of them as keywords, e.g. ``learning_rate=2e-3``).
 
     With ``budget_seconds`` the one-cycle schedule runs on wall time and training stops
     when the budget is spent, so the whole schedule fits the budget on any machine
