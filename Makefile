@@ -53,7 +53,8 @@ bench: $(STAMP)
 
 # Colab profile: a second virtualenv with Colab's TensorFlow, Keras and ipywidgets
 # (requirements-colab.txt, helpers added with --no-deps as on Colab) runs the helpers'
-# unit tests and notebooks 00 and 03 in fast mode.
+# unit tests and notebooks 00 and 03 in fast mode. Its checkpoints and saved models go to
+# artifacts/colab-profile: an older Keras cannot read what a newer one saved.
 COLAB_VENV  := .venv-colab
 COLAB_PY    := $(COLAB_VENV)/bin/python
 COLAB_STAMP := $(COLAB_VENV)/.installed
@@ -72,7 +73,8 @@ test-colab: $(COLAB_STAMP)
 	@if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
 		CIFAR10_DIR="$$($(COLAB_PY) ../shared/tools/make-cifar10-mirror \
 			$${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1)"; export CIFAR10_DIR; fi; \
-	COURSE_FAST=1 $(COLAB_PY) -m pytest $(COLAB_TESTS) $(PYTEST_ARGS)
+	COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/colab-profile \
+		$(COLAB_PY) -m pytest $(COLAB_TESTS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

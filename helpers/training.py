@@ -316,8 +316,8 @@ def run_dir(run_name: str) -> Path:
 
 
 def read_state(run_name: str) -> dict | None:
-    """The saved state of ``run_name`` (``{"epoch": finished epochs, "history": [...]}``),
-    or ``None`` if nothing was saved yet."""
+    """The saved state of ``run_name`` (``{"epoch": finished epochs, "keras": the version
+    that saved it, "history": [...]}``), or ``None`` if nothing was saved yet."""
     path = run_dir(run_name) / STATE_FILE
     if not path.is_file():
         return None
@@ -336,6 +336,10 @@ def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N
     far to ``folder/state.json``. Files are written under a temporary name and renamed,
     so a kernel killed mid-save leaves the previous checkpoint intact. An epoch cut
     short (Stop, time budget) is left out: history and checkpoint hold whole epochs."""
+
+    import keras
+
+    keras_version = keras.__version__
 
     class _EpochCheckpoint(_callback_base()):
         def __init__(self):
@@ -364,7 +368,8 @@ def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N
             self.model.save(tmp)
             os.replace(tmp, folder / LAST_MODEL)
             tmp_state = folder / f"tmp-{STATE_FILE}"
-            tmp_state.write_text(json.dumps({"epoch": epoch + 1, "history": history}, indent=1))
+            state = {"epoch": epoch + 1, "keras": keras_version, "history": history}
+            tmp_state.write_text(json.dumps(state, indent=1))
             os.replace(tmp_state, folder / STATE_FILE)
 
     return _EpochCheckpoint()
@@ -394,9 +399,21 @@ class TrainingResult:
         return history_frame(self.history)
 
 
-def _restore(model, folder: Path) -> None:
+def _restore(model, folder: Path, state: dict) -> None:
     """Load weights and optimizer state saved in ``folder/last.keras`` into ``model``."""
-    saved = load_model(folder / LAST_MODEL)
+    import keras
+
+    try:
+        saved = load_model(folder / LAST_MODEL)
+    except Exception as err:  # damaged, or written by a Keras this one cannot read
+        saved_by = state.get("keras", "an unknown version")
+        raise TrainingConfigError(
+            f"cannot read the checkpoint {folder / LAST_MODEL} ({type(err).__name__}: "
+            f"{str(err)[:200]}). It was saved by Keras {saved_by}; this is Keras "
+            f"{keras.__version__}. To start this run over, delete it with "
+            f"training.forget_run({folder.name!r}) or pass resume=False; to continue it, "
+            f"use the Keras it was saved with."
+        ) from err
     if len(saved.weights) != len(model.weights):
         raise TrainingConfigError(
             f"the checkpoint in {folder} belongs to a different model; use another run_name "
@@ -462,7 +479,7 @@ def fit(
         if state is None:
             forget_run(run_name)
         else:
-            _restore(model, folder)
+            _restore(model, folder, state)
             history = list(state["history"])
             initial_epoch = int(state["epoch"])
         best = keras.callbacks.ModelCheckpoint(

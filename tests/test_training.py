@@ -95,6 +95,23 @@ def test_interrupted_run_resumes_at_the_right_epoch_with_the_same_weights(artifa
         np.testing.assert_array_equal(a, b)
 
 
+def test_unreadable_checkpoint_gives_a_clear_error_and_is_kept(artifacts, tiny):
+    """A checkpoint another Keras wrote (or a damaged one) is not silently overwritten."""
+    import keras
+
+    training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="u", verbose=0)
+    assert training.read_state("u")["keras"] == keras.__version__
+    last = artifacts / "runs" / "u" / "last.keras"
+    last.write_bytes(b"not a keras file")
+    with pytest.raises(training.TrainingConfigError, match=r"forget_run\('u'\)") as caught:
+        training.fit(small_model(), *tiny, epochs=2, batch_size=32, run_name="u", verbose=0)
+    assert f"saved by Keras {keras.__version__}" in str(caught.value)
+    assert last.read_bytes() == b"not a keras file"  # nothing was lost
+    training.forget_run("u")
+    fresh = training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="u", verbose=0)
+    assert fresh.initial_epoch == 0
+
+
 def test_resume_false_and_forget_start_over(artifacts, tiny):
     training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="f", verbose=0)
     result = training.fit(
