@@ -208,13 +208,14 @@ def machine() -> tuple[dict, str]:
     return info, machine_slug(info)
 
 
-def write(path: Path, info: dict, date: str, rows: list[dict], extra: dict) -> dict:
-    """Merge ``rows`` into ``path`` (replacing rows of the same notebook and mode)."""
+def write(path: Path, info: dict, date: str, rows: list[dict]) -> dict:
+    """Merge ``rows`` into ``path`` (replacing rows of the same notebook and mode); ``date``
+    is that of the newest rows, each row keeps its own."""
     old = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
     keys = {(r["notebook"], r["mode"]) for r in rows}
     merged = [r for r in old if (r["notebook"], r["mode"]) not in keys] + rows
     merged.sort(key=lambda r: (r["mode"], r["notebook"]))
-    payload = {"machine": info, "date": date, "limit_mb": LIMIT_MB, **extra, "rows": merged}
+    payload = {"machine": info, "date": date, "limit_mb": LIMIT_MB, "rows": merged}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return payload
@@ -235,17 +236,23 @@ def main(argv: list[str] | None = None) -> int:
     info, slug = machine()
     date = dt.date.today().isoformat()
     out = args.output or RESULTS / f"memory-{slug}-{date}.json"
-    extra = {
-        "load_average_before": [round(x, 2) for x in os.getloadavg()],
-        "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]),
-    }
+    command = "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:])
     scratch = tempfile.TemporaryDirectory(prefix="course-artifacts-")
     if not args.keep_artifacts:
         os.environ["COURSE_ARTIFACTS"] = scratch.name
     rows = []
     for path in paths:
         print(f"{path.name} ({args.mode} mode) ...", flush=True)
+        load_before = [round(x, 2) for x in os.getloadavg()]
         row, executed = measure(path, args.mode, args.timeout)
+        # Each row says when, how and under what load it was measured: a merged table
+        # holds rows from several runs.
+        row.update(
+            date=date,
+            command=command,
+            load_average_before=load_before,
+            load_average_after=[round(x, 2) for x in os.getloadavg()],
+        )
         print(f"  peak {row['peak_rss_mb']} MB, {row['seconds']} s", row.get("error", ""))
         for cell in row["top_cells"]:
             print(
@@ -261,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                         **{k: row[k] for k in ("notebook", "mode", "seconds", "peak_rss_mb")},
                         "date": date,
                         "machine": info,
-                        **extra,
+                        "command": command,
                         "outputs": captured(executed, args.capture),
                     },
                     indent=1,
@@ -270,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"  outputs written to {kept}")
         # Written after each notebook, so a long run that is stopped keeps what it measured.
-        extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-        write(out, info, date, rows, extra)
+        write(out, info, date, rows)
 
     print(f"\n{'notebook':<28} {'mode':<5} {'peak MB':>8} {'seconds':>8}")
     for row in rows:

@@ -135,6 +135,9 @@ def test_memory_script_records_the_kernel_peak(tmp_path):
     assert big["seconds"] > 0
     assert not fails["ok"] and "boom" in fails["error"]
     assert set(big) >= {"notebook", "peak_rss_mb", "seconds", "mode"}
+    # Each row says when, by which command and under what load it was measured.
+    assert big["date"] == payload["date"] and "--notebook-dir" in big["command"]
+    assert len(big["load_average_before"]) == 3 == len(big["load_average_after"])
     # The cell that allocated the block is named first, as the one that grew the most.
     assert big["top_cells"][0]["cell"] == 1 and big["top_cells"][0]["grew_mb"] >= 290
     assert big["top_cells"][0]["peak_rss_mb"] >= 300
