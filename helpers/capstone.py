@@ -28,7 +28,10 @@ to matter. No code was copied; each idea is credited where it is used:
   Nesterov momentum, decoupled weight decay, batch 512 and a learning rate
   scaled with the batch (Goyal et al., 2017; ``helpers.accelerate``).
 - **Augmentation inside the model**: random horizontal flips and 2-pixel
-  shifts, as in all of the above; images stay ``uint8`` until the model.
+  shifts, as in all of the above; images stay ``uint8`` until the model. The
+  shift is a layer of our own (``RandomShift``, two gathers from the
+  reflection-padded batch) because ``keras.layers.RandomTranslation`` makes Keras
+  turn XLA off for the whole model.
 
 ``train(data, recipe)`` builds, trains and evaluates; ``ablation(data, recipe)``
 switches each idea off in turn and measures what it was worth.
@@ -40,6 +43,7 @@ import contextlib
 import functools
 import math
 import time
+import types
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -185,10 +189,7 @@ def build_capstone(
     inputs = keras.Input(shape=(32, 32, 3), dtype="uint8", name="image")
     x = keras.ops.cast(inputs, "float32")
     x = keras.layers.RandomFlip("horizontal", seed=recipe.seed, name="flip")(x)
-    shift = SHIFT_PIXELS / 32
-    x = keras.layers.RandomTranslation(
-        shift, shift, fill_mode="reflect", seed=recipe.seed, name="shift"
-    )(x)
+    x = _keras_classes().RandomShift(SHIFT_PIXELS, seed=recipe.seed, name="shift")(x)
     x = keras.layers.Normalization(
         mean=CIFAR_MEAN, variance=[s * s for s in CIFAR_STD], name="normalize"
     )(x)
@@ -220,12 +221,50 @@ def build_capstone(
 
 @functools.cache
 def _keras_classes():
-    """The recipe's schedule as a Keras class, defined once (Keras is imported lazily) and
-    registered so a saved capstone model loads again. A schedule, not a callback: it is
-    evaluated inside every step, so it stays exact with ``steps_per_execution > 1``."""
+    """The recipe's own Keras classes, defined once (Keras is imported lazily) and
+    registered so a saved capstone model loads again.
+
+    ``OneCycle`` is the schedule: a schedule, not a callback, because it is evaluated
+    inside every step, so it stays exact with ``steps_per_execution > 1``.
+    ``RandomShift`` is the augmentation: ``keras.layers.RandomTranslation`` does the
+    same, but marks itself ``supports_jit=False``, and one such layer makes Keras turn XLA
+    off for the whole model (on JAX the training step then runs uncompiled, op by op).
+    """
     import keras
 
     register = keras.saving.register_keras_serializable(package="course_capstone")
+    ops = keras.ops
+
+    @register
+    class RandomShift(keras.layers.Layer):
+        """Shifts each training image by up to ``pixels`` in each direction, independently
+        per image, filling the border by reflection; returns images unchanged at
+        inference. Two gathers, so it compiles with XLA on every backend."""
+
+        def __init__(self, pixels=2, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.pixels, self.seed = int(pixels), seed
+            self.generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=False):
+            if not training or self.pixels == 0:
+                return images
+            p = self.pixels
+            height, width = images.shape[1], images.shape[2]
+            padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+            offsets = keras.random.randint(
+                (ops.shape(images)[0], 2), 0, 2 * p + 1, seed=self.generator
+            )
+            rows = ops.arange(height)[None, :] + offsets[:, :1]  # (batch, height)
+            cols = ops.arange(width)[None, :] + offsets[:, 1:]  # (batch, width)
+            shifted = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
+            return ops.take_along_axis(shifted, cols[:, None, :, None], axis=2)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
 
     @register
     class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
@@ -248,7 +287,7 @@ def _keras_classes():
                 "warmup_fraction": self.warmup_fraction,
             }
 
-    return OneCycle
+    return types.SimpleNamespace(OneCycle=OneCycle, RandomShift=RandomShift)
 
 
 def one_cycle_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
@@ -260,7 +299,7 @@ def one_cycle_schedule(peak: float, total_steps: int, warmup_fraction: float = 0
         raise CapstoneError(
             f"peak must be positive and warmup_fraction in [0, 1), got {peak}, {warmup_fraction}"
         )
-    return _keras_classes()(peak, total_steps, warmup_fraction)
+    return _keras_classes().OneCycle(peak, total_steps, warmup_fraction)
 
 
 def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None, *, budget=False):
@@ -372,7 +411,8 @@ def fit(
     """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
     ``fast_path`` (``helpers.accelerate.fast_path_settings(...)``) switches on mixed
-    precision, XLA, ``steps_per_execution`` and the scaled batch and learning rate;
+    precision, XLA, ``steps_per_execution``, the scaled batch and learning rate and
+    the training set kept on the device (``resident_data``);
     by default it is chosen from the device, with the recipe's batch and learning rate.
     ``plan`` (``helpers.distribute``) trains on several devices. With ``budget_seconds``
     training stops when the budget is spent and the one-cycle schedule runs on wall time
@@ -416,9 +456,13 @@ def fit(
     with accelerate.use_precision(fast_path.precision), scope:
         start = time.perf_counter()
         model = build_capstone(recipe, x)
-        compile_capstone(model, recipe, steps_per_epoch, fast_path, budget=bool(budget_seconds))
-        history = model.fit(
-            x,
+        trainer, inputs = model, x
+        if fast_path.resident_data:
+            trainer = accelerate.resident_data_model(model, x)
+            inputs = accelerate.resident_indices(x)
+        compile_capstone(trainer, recipe, steps_per_epoch, fast_path, budget=bool(budget_seconds))
+        history = trainer.fit(
+            inputs,
             y,
             epochs=recipe.epochs,
             callbacks=[*budget_callbacks, *callbacks],
@@ -426,7 +470,12 @@ def fit(
             **fast_path.fit_kwargs(),
         )
         seconds = time.perf_counter() - start
-    steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        if trainer is not model:  # the trained network, compiled for evaluate
+            model.compile(
+                loss=trainer.loss,
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            )
+    steps = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
     images = min(steps * fast_path.batch_size, len(x) * recipe.epochs)
     return Fitted(
         model=model,

@@ -49,7 +49,8 @@ def test_bad_options_are_refused_with_a_value_error(call):
 def test_cpu_gets_the_plain_path():
     path = accelerate.fast_path_settings("CPU", 1, batch_size=128, learning_rate=0.05)
     assert path.precision == "float32"
-    assert path.jit_compile is False
+    assert path.jit_compile == "auto"  # Keras: off on TensorFlow's CPU, on with JAX
+    assert path.resident_data is False  # on a CPU the host is the device
     assert path.steps_per_execution == 1
     assert path.batch_size == 128
     assert path.learning_rate == pytest.approx(0.05 * 128 / 512)
@@ -61,6 +62,7 @@ def test_h100_gets_bfloat16_xla_and_several_steps_per_call():
     assert path.jit_compile is True
     assert path.steps_per_execution > 1
     assert path.compile_kwargs() == {"jit_compile": True, "steps_per_execution": 8}
+    assert path.resident_data is True
     assert path.fit_kwargs() == {"batch_size": 512}
     assert "GPU" in path.describe() and "mixed_bfloat16" in path.describe()
 
@@ -80,7 +82,7 @@ def test_detected_settings_on_this_machine_match_detect_accelerator():
     path = accelerate.fast_path_settings()
     assert (path.kind, path.count) == (kind, count)
     if kind == "CPU":
-        assert path.precision == "float32" and not path.jit_compile
+        assert path.precision == "float32" and path.jit_compile == "auto"
 
 
 def test_use_precision_sets_and_restores_the_global_policy():
@@ -116,3 +118,55 @@ def test_mixed_float16_training_wraps_the_optimizer_and_keeps_outputs_float32():
     assert model.layers[2].compute_dtype == "float16"
     assert str(model.output.dtype) == "float32"
     assert np.isfinite(history.history["loss"][0])
+
+
+def _images(n=12):
+    return np.random.default_rng(1).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+def _tiny_model():
+    import keras
+
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    h = keras.layers.Rescaling(1 / 255)(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(h))
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
+
+
+def test_resident_data_model_looks_the_images_up_by_index():
+    images = _images()
+    model = _tiny_model()
+    trainer = accelerate.resident_data_model(model, images)
+    bank = trainer.get_layer("resident_images")
+    assert bank.images.dtype == "uint8" and not bank.trainable_weights
+    looked_up = np.asarray(bank(np.array([5, 0, 5], dtype="int32")))
+    np.testing.assert_array_equal(looked_up, images[[5, 0, 5]])
+    # Same weights as the model: the lookup model's prediction is the model's on the images.
+    np.testing.assert_allclose(
+        trainer.predict(accelerate.resident_indices(images), verbose=0),
+        model.predict(images, verbose=0),
+        atol=1e-6,
+    )
+    assert [id(w) for w in trainer.trainable_weights] == [id(w) for w in model.trainable_weights]
+
+
+def test_training_the_resident_model_trains_the_model():
+    images, labels = _images(32), np.arange(32) % 10
+    model = _tiny_model()
+    before = [w.copy() for w in model.get_weights()]
+    trainer = accelerate.resident_data_model(model, images)
+    trainer.compile("sgd", "sparse_categorical_crossentropy")
+    trainer.fit(accelerate.resident_indices(images), labels, batch_size=8, epochs=1, verbose=0)
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((4, 32, 32, 3), "float32"), "uint8 images"),
+        (np.zeros((4, 28, 28, 3), "uint8"), "build the model"),
+    ],
+)
+def test_resident_data_model_refuses_images_the_model_cannot_take(images, match):
+    with pytest.raises(AcceleratorError, match=match):
+        accelerate.resident_data_model(_tiny_model(), images)

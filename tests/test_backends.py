@@ -53,6 +53,20 @@ for policy in ("float32", "mixed_bfloat16"):
         model = capstone.build_capstone(recipe, x)
         capstone.compile_capstone(model, recipe, steps_per_epoch=2)
         check(f"capstone-{policy}", model)
+# The H100 fast path, run here: bfloat16, XLA, 2 steps per call, the data on the device.
+gpu = accelerate.fast_path_settings(
+    "GPU", 1, compute_capability=(9, 0), batch_size=32, learning_rate=0.05,
+    reference_batch_size=32, steps_per_execution=2,
+)
+fitted = capstone.fit(x, y, recipe, fast_path=gpu)
+probabilities = fitted.model.predict(x[:8], verbose=0)
+report["gpu_path"] = {
+    "describe": gpu.describe(),
+    "epochs": fitted.epochs_trained,
+    "loss": fitted.history["loss"][-1],
+    "sums_to_one": bool(np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)),
+    "model_input": str(fitted.model.input.dtype),
+}
 print("REPORT " + json.dumps(report))
 """
 
@@ -99,3 +113,7 @@ def test_every_course_model_trains_on_the_backend(backend):
         assert 0 < row["loss"] < 10, f"{name}: loss {row['loss']}"
         # Under mixed precision the output layer still computes in float32.
         assert row["output_dtype"] == "float32", name
+    gpu = report["gpu_path"]
+    assert "mixed_bfloat16" in gpu["describe"] and "training set on the device" in gpu["describe"]
+    assert gpu["epochs"] == 1.0 and 0 < gpu["loss"] < 10 and gpu["sums_to_one"]
+    assert gpu["model_input"] == "uint8"  # the trained network, not the lookup model

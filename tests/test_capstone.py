@@ -116,6 +116,38 @@ def test_one_cycle_schedule_rises_then_falls_to_zero():
         capstone.one_cycle_schedule(0.4, total_steps=0)
 
 
+def test_random_shift_moves_each_image_within_the_reflected_border():
+    shift = capstone.build_capstone(TINY.without("whitening")).get_layer("shift")
+    images = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype("float32")
+    shifted = np.asarray(shift(images, training=True))
+    p = capstone.SHIFT_PIXELS
+    padded = np.pad(images, [(0, 0), (p, p), (p, p), (0, 0)], mode="reflect")
+    offsets = []
+    for image, out in zip(padded, shifted, strict=True):
+        found = [
+            (dy, dx)
+            for dy in range(2 * p + 1)
+            for dx in range(2 * p + 1)
+            if np.array_equal(image[dy : dy + 32, dx : dx + 32], out)
+        ]
+        assert len(found) == 1  # exactly one window of the padded image
+        offsets.append(found[0])
+    assert len(set(offsets)) > 1  # independent per image
+    np.testing.assert_array_equal(np.asarray(shift(images, training=False)), images)
+
+
+def test_the_model_keeps_xla_compilation(tiny):
+    """keras.layers.RandomTranslation would make Keras switch XLA off for the whole model
+    (and run JAX uncompiled); the capstone's own shift layer compiles."""
+    import warnings
+
+    model = capstone.build_capstone(TINY, tiny.x_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Keras warns when it refuses jit_compile
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=True)
+    assert model.jit_compile is True
+
+
 def test_flip_tta_averages_an_image_and_its_mirror(tiny):
     import keras
 

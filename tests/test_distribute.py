@@ -105,7 +105,7 @@ if keras.backend.backend() == "tensorflow":
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
-from helpers import capstone, data, distribute
+from helpers import accelerate, capstone, data, distribute
 
 plan = distribute.detect_plan(allow_cpu=True)
 rng = np.random.default_rng(0)
@@ -114,6 +114,12 @@ labels = rng.integers(0, 10, 80)
 d = data.Cifar10(images[:64], labels[:64], images[64:], labels[64:], data.CLASS_NAMES, "random")
 recipe = capstone.Recipe(widths=(8, 8, 8), epochs=2, batch_size=16, ema_momentum=0.9)
 result = capstone.train(d, recipe, plan=plan)
+# Again with the training set kept on the devices (as on GPUs), replicated by the plan.
+on_device = accelerate.fast_path_settings(
+    "CPU", plan.replicas, batch_size=16, learning_rate=0.2, reference_batch_size=16,
+    resident_data=True,
+)
+resident = capstone.train(d, recipe, plan=plan, fast_path=on_device)
 kernel = result.model.get_layer("g1_conv1").kernel
 sharding = getattr(getattr(kernel, "value", None), "sharding", None)
 print("REPORT " + json.dumps({
@@ -124,6 +130,8 @@ print("REPORT " + json.dumps({
     "epochs_run": result.epochs_run,
     "loss": result.history["loss"],
     "weight_devices": len(sharding.device_set) if sharding is not None else None,
+    "resident": {"epochs_run": resident.epochs_run, "loss": resident.history["loss"],
+                 "resident_data": resident.fast_path["resident_data"]},
 }))
 """
 
@@ -138,6 +146,13 @@ def test_mirrored_strategy_trains_on_two_devices_with_tensorflow():
     assert report["batch_size"] == 32  # 16 per replica
     assert report["epochs_run"] == 2
     assert all(0 < loss < 10 for loss in report["loss"])
+    _assert_resident_run_trained(report)
+
+
+def _assert_resident_run_trained(report):
+    resident = report["resident"]
+    assert resident["resident_data"] and resident["epochs_run"] == 2
+    assert all(0 < loss < 10 for loss in resident["loss"])
 
 
 @pytest.mark.skipif(
@@ -160,3 +175,4 @@ def test_data_parallel_trains_on_two_devices_with_jax():
     assert report["batch_size"] == 32
     assert report["weight_devices"] == 2  # the weights are replicated on both devices
     assert all(0 < loss < 10 for loss in report["loss"])
+    _assert_resident_run_trained(report)
