@@ -154,16 +154,23 @@ def whitening_kernel(images: np.ndarray, patch: int = 2, eps: float = 5e-4, max_
     ``V`` of their covariance, each divided by the square root of its eigenvalue:
     ``V / sqrt(λ + eps)``. Each filter comes with its negative, so that the GELU after
     it keeps both signs. ``images``: uint8 ``(N, 32, 32, 3)``; the first ``max_images``
-    are used.
+    are used, 250 at a time, so the patches never take more than ~50 MB at once (all
+    2,000 at once would hold 400 MB, which counts against Binder's 2 GB).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
         raise CapstoneError(f"images must be (N, H, W, 3) RGB images, got shape {images.shape}")
-    x = (images[:max_images].astype(np.float32) - CIFAR_MEAN) / CIFAR_STD
-    windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))
-    # (N, H', W', C, ph, pw) -> rows of (ph, pw, C), the layout of a Keras kernel
-    rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, patch * patch * 3)
-    covariance = rows.T.astype(np.float64) @ rows / len(rows)
+    size = patch * patch * 3
+    covariance, count = np.zeros((size, size)), 0
+    for start in range(0, min(len(images), max_images), 250):
+        chunk = images[start : min(start + 250, max_images)].astype(np.float32)
+        x = (chunk - np.asarray(CIFAR_MEAN, np.float32)) / np.asarray(CIFAR_STD, np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))
+        # (N, H', W', C, ph, pw) -> rows of (ph, pw, C), the layout of a Keras kernel
+        rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size).astype(np.float64)
+        covariance += rows.T @ rows
+        count += len(rows)
+    covariance /= count
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     order = np.argsort(eigenvalues)[::-1]
     filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + eps)
@@ -356,9 +363,10 @@ def flip_tta_model(model):
     return tta
 
 
-def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 1000):
+def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 250):
     """Class probabilities for uint8 ``images``; with ``tta`` the average of the predictions
-    for each image and its mirror image (``flip_tta_model``)."""
+    for each image and its mirror image (``flip_tta_model``). ``batch_size`` 250: on a CPU
+    a batch of 1,000 held 600 MB of activations, which the kernel then kept."""
     if tta:
         model = flip_tta_model(model)
     return model.predict(images, batch_size=batch_size, verbose=0)
