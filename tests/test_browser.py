@@ -218,9 +218,19 @@ NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def open_notebook(page, lab: Lab, name: str) -> None:
-    """Open ``notebooks/<name>`` and wait until its kernel is ready."""
-    page.goto(f"{lab.url}/lab/tree/notebooks/{name}?token={lab.token}")
+    """Open ``notebooks/<name>`` alone in a workspace of its own and wait until its kernel is
+    ready.
+
+    The default workspace remembers the tabs of earlier pages: a notebook opened by a previous
+    test comes back beside this one, and Run All Cells may then run the wrong notebook (a CI
+    run waited 480 s for notebook 03 while 00 had been run)."""
+    workspace = re.sub(r"\W", "-", Path(name).stem)
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/notebooks/{name}?token={lab.token}")
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell", timeout=120_000)
+    tabs = page.locator("#jp-main-dock-panel .lm-TabBar-tab")
+    tabs.and_(page.locator(".lm-mod-current")).filter(has_text=name).wait_for(timeout=60_000)
+    open_tabs = tabs.all_inner_texts()
+    assert [t.strip() for t in open_tabs] == [name], f"expected only {name} open: {open_tabs}"
     # The status bar reads "Python 3 (ipykernel) | Idle" once the kernel has started.
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$")).wait_for(
         timeout=120_000
