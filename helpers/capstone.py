@@ -564,7 +564,18 @@ def ablation(
             continue
         result = train(data, recipe.without(idea), **options)
         rows.append(_row(f"without {idea}", idea, result.test_accuracy, result, full.test_accuracy))
+        _forget(result)
     return rows
+
+
+def _forget(result: Result) -> None:
+    """Free a finished variant before the next one trains: its model, and what Keras and
+    TensorFlow keep of it (graphs, kernel caches). Otherwise two variants are alive at once,
+    which on Binder's 2 GB matters."""
+    import keras
+
+    result.model = None
+    keras.backend.clear_session()
 
 
 def _row(variant: str, idea: str, accuracy: float, result: Result, full_accuracy: float) -> dict:

@@ -1,6 +1,8 @@
 """helpers.capstone: the whitening layer, the recipe's options, the schedule, and a run of
 the whole recipe (and its ablation) on tiny data."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -199,6 +201,25 @@ def test_ablation_has_one_row_per_idea(tiny):
     assert rows[1]["train_seconds"] == rows[0]["train_seconds"]  # TTA needs no new run
     with pytest.raises(CapstoneError, match="unknown ideas"):
         capstone.ablation(tiny, recipe, ideas=("mixup",))
+
+
+def test_ablation_frees_each_variant_before_the_next_trains(tiny, monkeypatch):
+    """On Binder's 2 GB, two variants' models must not be alive at the same time."""
+    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
+    full = capstone.train(tiny, recipe)
+    real_train, variant_models = capstone.train, []
+
+    def train_and_check(*args, **kwargs):
+        alive = [ref() for ref in variant_models if ref() is not None]
+        assert not alive, f"a previous variant's model is still alive: {alive}"
+        result = real_train(*args, **kwargs)
+        variant_models.append(weakref.ref(result.model))
+        return result
+
+    monkeypatch.setattr(capstone, "train", train_and_check)
+    capstone.ablation(tiny, recipe, ideas=("label_smoothing", "ema"), full=full)
+    assert len(variant_models) == 2
+    assert full.model is not None  # the run passed in is the caller's, left as it was
 
 
 def test_bench_train_gives_the_harness_a_model_with_flip_tta(tiny):
