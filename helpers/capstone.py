@@ -160,11 +160,11 @@ def whitening_kernel(images: np.ndarray, patch: int = 2, eps: float = 5e-4, max_
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
         raise CapstoneError(f"images must be (N, H, W, 3) RGB images, got shape {images.shape}")
-    size = patch * patch * 3
+    images, size = images[:max_images], patch * patch * 3
+    mean, std = np.asarray(CIFAR_MEAN, np.float32), np.asarray(CIFAR_STD, np.float32)
     covariance, count = np.zeros((size, size)), 0
-    for start in range(0, min(len(images), max_images), 250):
-        chunk = images[start : min(start + 250, max_images)].astype(np.float32)
-        x = (chunk - np.asarray(CIFAR_MEAN, np.float32)) / np.asarray(CIFAR_STD, np.float32)
+    for start in range(0, len(images), 250):
+        x = (images[start : start + 250].astype(np.float32) - mean) / std
         windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))
         # (N, H', W', C, ph, pw) -> rows of (ph, pw, C), the layout of a Keras kernel
         rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size).astype(np.float64)
