@@ -23,6 +23,11 @@ import sys
 if "google.colab" in sys.modules and importlib.util.find_spec("helpers") is None:
     package = "git+{REPO_URL}"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", package], check=True)
+
+# Start Keras and its backend; their routine start-up log is filtered out, real errors show.
+from helpers import config
+
+config.start_backend()
 """
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +99,51 @@ def detect_platform(environ: Mapping[str, str] | None = None) -> str:
     return "local"
 
 
+#: Lines the backends print to stderr on every start, whatever the machine: notices, not
+#: problems (TensorFlow's oneDNN and CPU-instruction notices, "no CUDA driver" on a machine
+#: without a GPU). ``start_backend`` filters them; every other line still reaches stderr.
+ROUTINE_STARTUP_LOG = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "This TensorFlow binary is optimized",
+    "To enable the following instructions",
+    "failed call to cuInit",
+)
+
+
+@contextmanager
+def _filtered_stderr(routine: tuple[str, ...]) -> Iterator[None]:
+    """Capture what C++ code writes to file descriptor 2, then re-emit all but ``routine`` lines."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(notice in line for notice in routine):
+                    print(line, file=sys.stderr)
+
+
+def start_backend() -> str:
+    """Import Keras, start its backend and probe the devices, with the routine start-up log
+    (``ROUTINE_STARTUP_LOG``) filtered out; returns the backend's name.
+
+    The first cell of every notebook calls it, so a learner sees no red start-up text the
+    course causes, and still sees any other warning or error.
+    """
+    with _filtered_stderr(ROUTINE_STARTUP_LOG):
+        import keras
+
+        detect_accelerator()
+    return keras.backend.backend()
+
+
 def detect_accelerator() -> tuple[str, int]:
     """Return the accelerator kind the Keras backend sees (``"GPU"``, ``"TPU"`` or ``"CPU"``)
     and how many of them there are (1 for the CPU)."""
@@ -151,10 +198,8 @@ def artifacts_dir() -> Path:
 
 
 def banner(seed: int) -> str:
-    """The short summary printed by ``setup()``: versions, device, mode and data source."""
+    """The short summary printed by ``setup()``: versions, device and mode."""
     import keras
-
-    from helpers import data
 
     mode = current_mode()
     kind, count = detect_accelerator()
@@ -170,7 +215,6 @@ def banner(seed: int) -> str:
         + (f" x{count}" if count > 1 else "")
         + f" | Platform: {detect_platform()}",
         f"Mode: {mode.name} ({sizes}) | seed {seed}",
-        f"Data: {data.describe_source()}",
     ]
     return "\n".join(lines)
 

@@ -62,15 +62,24 @@ def test_platform_detection(monkeypatch):
     assert config.detect_platform({}) == "local"
 
 
-def test_setup_prints_banner_with_mode_device_and_data(monkeypatch, capsys, tmp_path):
+def test_setup_prints_banner_with_mode_and_device(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_FAST", "1")
-    monkeypatch.setenv("CIFAR10_DIR", str(tmp_path))
     assert config.setup(seed=5) is config.FAST
     out = capsys.readouterr().out
     assert "Keras 3." in out and "backend: tensorflow" in out
     assert "Device: CPU" in out and "Platform: local" in out
     assert "Mode: fast (2,000 train / 1,000 test images" in out and "seed 5" in out
-    assert f"Data: {tmp_path} (CIFAR10_DIR" in out
+
+
+def test_start_backend_filters_routine_notices_and_keeps_real_errors(capfd):
+    import os
+
+    with config._filtered_stderr(config.ROUTINE_STARTUP_LOG):
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on. You may see\n")
+        os.write(2, b"E0000 something real went wrong\n")
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "something real went wrong" in err
+    assert config.start_backend() == "tensorflow"
 
 
 def test_setup_refuses_bad_mode_before_doing_anything(monkeypatch):
