@@ -43,6 +43,9 @@ CLASS_NAMES = (
     "ship",
     "truck",
 )
+#: Height, width and channels of one CIFAR-10 image: the course's one name for it.
+IMAGE_SHAPE = (32, 32, 3)
+NUM_CLASSES = len(CLASS_NAMES)
 
 DIR_ENV = "CIFAR10_DIR"
 BATCHES_DIR = "cifar-10-batches-py"
