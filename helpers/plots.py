@@ -112,10 +112,10 @@ def channel_histograms(images: np.ndarray, sample: int = 300, seed: int = 0):
 def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
     """Two heatmaps of one confusion matrix: counts, and rows normalised to sum to 1 (recall
     on the diagonal). Rows are true classes, columns predictions."""
-    from helpers.evaluation import normalize_rows
-
+    counts = np.asarray(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    panels = [(counts, "d", "counts"), (normalize_rows(counts), ".2f", "share of each true class")]
+    panels = [(counts, "d", "counts"), (shares, ".2f", "share of each true class")]
     for ax, (matrix, fmt, title) in zip(axes, panels, strict=True):
         sns.heatmap(
             matrix,
@@ -290,14 +290,35 @@ def value_bars(values: dict[str, float], xlabel: str, fmt: str = "{:.3f}", title
 # --- building and training CNNs (notebooks 02 and 03) ----------------------------------------
 
 
+def history_frame(history) -> pd.DataFrame:
+    """A history (a list of per-epoch rows, a Keras ``History`` or its ``.history`` dict)
+    as a tidy DataFrame with columns ``epoch``, ``metric`` (loss, accuracy), ``split``
+    (train, validation) and ``value``: one row per number, ready for seaborn."""
+    if hasattr(history, "history"):  # keras.callbacks.History
+        history = history.history
+    if isinstance(history, dict):
+        n = len(next(iter(history.values()), []))
+        history = [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(n)]
+    rows = [
+        {
+            "epoch": int(entry["epoch"]),
+            "metric": key.removeprefix("val_"),
+            "split": "validation" if key.startswith("val_") else "train",
+            "value": float(value),
+        }
+        for entry in history
+        for key, value in entry.items()
+        if key not in ("epoch", "learning_rate")
+    ]
+    return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
+
+
 def learning_curves(history, fig=None, title: str = ""):
     """Loss and accuracy per epoch, training and validation, side by side (seaborn).
 
-    ``history`` is a tidy frame (``training.history_frame``), a list of per-epoch rows
+    ``history`` is a tidy frame (``history_frame``), a list of per-epoch rows
     (``TrainingResult.history``) or a Keras ``History``. Pass a ``matplotlib.figure.Figure``
     as ``fig`` to draw outside pyplot (the widgets panel does, from its training thread)."""
-    from helpers.training import history_frame
-
     frame = history if isinstance(history, pd.DataFrame) else history_frame(history)
     if fig is None:
         fig = plt.figure(figsize=(11, 3.6))
