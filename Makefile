@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAB_ARGS ?=
 
-.PHONY: lab test venv mirror clean test-notebooks-full memory test-colab bench
+.PHONY: lab test venv mirror clean test-notebooks-full memory test-colab bench test-backends
 
 venv: $(STAMP)
 
@@ -18,9 +18,20 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
+# The Keras backend: unset keeps Keras's own choice (KERAS_BACKEND, ~/.keras/keras.json,
+# else TensorFlow); `make lab BACKEND=jax` or `BACKEND=torch` opens the course on another.
+BACKEND ?=
+TORCH_STAMP := $(VENV)/.torch-installed
+BACKEND_DEPS := $(if $(filter torch,$(BACKEND)),$(TORCH_STAMP))
+
+lab: $(STAMP) $(BACKEND_DEPS)
+	$(if $(BACKEND),KERAS_BACKEND=$(BACKEND)) $(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
 		--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(LAB_ARGS)
+
+# PyTorch for the torch backend (CPU build; requirements-torch.txt), only when asked for.
+$(TORCH_STAMP): $(STAMP) requirements-torch.txt
+	$(PY) -m pip install --quiet -r requirements-torch.txt
+	touch $(TORCH_STAMP)
 
 # Unit tests, hygiene checks, and every notebook under nbval in fast mode.
 # Without CIFAR10_DIR, a mirror is built from ../shared when it is there
@@ -34,6 +45,18 @@ test: $(STAMP)
 # Offline machines: build the CIFAR-10 mirror from ../shared and print its path.
 mirror: $(STAMP)
 	@$(PY) ../shared/tools/make-cifar10-mirror $${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1
+
+# Every notebook in fast mode on the other Keras backends (JAX, PyTorch), each with its own
+# artifacts folder; `make test` is the TensorFlow run. BACKENDS="jax" runs one.
+BACKENDS ?= jax torch
+test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
+	@if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
+		CIFAR10_DIR="$$($(MAKE) --no-print-directory -s mirror)"; export CIFAR10_DIR; fi; \
+	for backend in $(BACKENDS); do \
+		echo "== notebooks on the $$backend backend"; \
+		KERAS_BACKEND=$$backend COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/backend-$$backend \
+			$(PY) -m pytest notebooks -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
+	done
 
 # The notebooks in full mode under nbval: the GPU runner's job (hours on a 2-core CPU).
 test-notebooks-full: $(STAMP)
