@@ -113,20 +113,22 @@ def verdict(exercise_id: str, *answers, **named) -> str | None:
         return f"your answer raised {type(error).__name__}: {error}"
 
 
-def check(exercise_id: str, *answers, **named) -> bool:
-    """Check an answer and print the verdict; True when it is right. Never raises for an answer."""
+def check(exercise_id: str, *answers, **named) -> None:
+    """Check an answer and print the verdict (right, not attempted, or a hint).
+
+    Never raises for an answer, and returns nothing, so the cell shows only the message;
+    ``verdict`` gives the same judgement as data.
+    """
     result = verdict(exercise_id, *answers, **named)
     if result is None:
         print(f"Exercise {exercise_id}: correct. Well done!")
-        return True
-    if result == NOT_ATTEMPTED:
+    elif result == NOT_ATTEMPTED:
         print(
             f"Exercise {exercise_id}: not attempted yet. Replace the ... above with your answer "
             f'and run the cell again; exercises.solution("{exercise_id}") shows a solution.'
         )
-        return False
-    print(f"Exercise {exercise_id}: not yet. Hint: {result}")
-    return False
+    else:
+        print(f"Exercise {exercise_id}: not yet. Hint: {result}")
 
 
 def solution(exercise_id: str) -> str:

@@ -37,11 +37,15 @@ def split_exercise_cell(source: str) -> tuple[str, str, str]:
 
 
 def solved(nb):
-    """A copy of ``nb`` with each exercise answered by its solution and its check asserted."""
+    """A copy of ``nb`` with each exercise answered by its solution and its verdict asserted."""
     nb = nbformat.from_dict(nb)
     for cell in exercise_cells(nb):
         _, check_call, exercise_id = split_exercise_cell(cell.source)
-        cell.source = exercises.get(exercise_id).solution + "assert " + check_call.lstrip()
+        judged = check_call.strip().replace("exercises.check(", "exercises.verdict(", 1)
+        cell.source = (
+            exercises.get(exercise_id).solution
+            + f"_verdict = {judged}\nassert _verdict is None, _verdict\n"
+        )
     return nb
 
 
@@ -74,8 +78,9 @@ def test_every_exercise_has_a_kind_title_and_solution():
 
 def test_check_never_raises_and_says_not_attempted(capsys):
     exercise_id = exercises.catalogue()["id"].iloc[0]
-    assert exercises.check(exercise_id, ...) is False
+    assert exercises.check(exercise_id, ...) is None
     assert "not attempted yet" in capsys.readouterr().out
+    assert exercises.verdict(exercise_id, ...) == exercises.NOT_ATTEMPTED
 
 
 def test_unknown_exercise_ids_are_refused_clearly():
