@@ -165,3 +165,27 @@ def test_bad_subset_size(size):
     y = np.repeat(np.arange(10), 10)
     with pytest.raises(ValueError, match="subset size"):
         data.stratified_subset(y.reshape(-1, 1), y, size)
+
+
+def test_subset_that_leaves_out_fewer_than_one_per_class():
+    y = np.repeat(np.arange(10), 10)
+    with pytest.raises(ValueError, match=r"subset size 95 of 100 leaves out fewer .* at most 90"):
+        data.stratified_subset(y.reshape(-1, 1), y, 95)
+
+
+@pytest.mark.parametrize("y", [np.eye(10)[np.arange(20) % 10], np.array([], dtype=int)])
+def test_split_needs_one_label_per_example(y):
+    with pytest.raises(ValueError, match=r"one integer label per example.*argmax"):
+        data.train_val_split(np.zeros((len(y), 1)), y, 0.5)
+
+
+@pytest.mark.parametrize("images", [np.zeros((4, 32, 32), np.uint8), np.zeros((0, 32, 32, 3))])
+def test_channel_stats_names_the_shape_it_needs(images):
+    with pytest.raises(ValueError, match=r"shape \(N, height, width, 3\), got shape"):
+        data.channel_stats(images)
+
+
+@pytest.mark.parametrize("n", [-1, 2.5, "10"])
+def test_memory_table_needs_a_count(n):
+    with pytest.raises(ValueError, match="n_images must be a whole number"):
+        data.memory_table(n)
