@@ -101,7 +101,7 @@ def main() -> None:
     import numpy as np
     from bench import machine_info, machine_slug
 
-    from helpers import config, transfer
+    from helpers import config, data, transfer
 
     config.set_seed()
     sizes = args.sizes or list(transfer.INPUT_SIZES)
@@ -112,8 +112,8 @@ def main() -> None:
 
     def batch(size: int):
         n = args.images or DEFAULT_IMAGES.get(size, 32)
-        x = rng.integers(0, 256, size=(n, *transfer.IMAGE_SHAPE), dtype=np.uint8)
-        return x, np.arange(n) % transfer.NUM_CLASSES
+        x = rng.integers(0, 256, size=(n, *data.IMAGE_SHAPE), dtype=np.uint8)
+        return x, np.arange(n) % data.NUM_CLASSES
 
     extraction = []
     for size in sizes:

@@ -1,23 +1,23 @@
-"""Transfer learning with VGG16: the weights, a frozen base, new heads, fine-tuning, a cache.
+"""Transfer learning with VGG16, packaged after notebook 04 has shown it in its cells.
 
-Notebook 04 builds its models from these pieces:
+Notebook 04 writes the lesson's Keras code itself (``keras.applications.VGG16(...)``,
+``base.trainable = False``, the new head, unfreezing block 5 and recompiling). This module
+keeps the plumbing around it and the same steps packaged for the benchmarks:
 
 - ``resolve_weights()`` finds the ImageNet weights of VGG16 without its classifier
   (``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``): the file named by
-  ``VGG16_WEIGHTS`` (offline machines, mirrors), otherwise the normal Keras
-  download, checked against Keras' own MD5. With neither, it raises
-  ``WeightsError`` saying which file to get, except in fast mode, where it prints
-  a loud warning and the notebook goes on from random weights.
-- ``build_backbone()`` makes the frozen part: uint8 images -> ``Resizing`` -> VGG16's
-  own ``preprocess_input`` (as a layer) -> the 13 convolutions of VGG16.
-- ``add_head()`` puts a new classifier on it (``"flatten"``: Flatten -> Dense 256 ->
-  softmax, or ``"gap"``: global average pooling -> Dense 256 -> softmax).
+  ``VGG16_WEIGHTS`` (offline machines, mirrors; its layout is checked, and a file that is
+  not the published one gets a loud warning), otherwise the normal Keras download,
+  checked against Keras' own MD5. With neither, it raises ``WeightsError`` saying which
+  file to get, except in fast mode, where it prints a loud warning and the notebook goes
+  on from random weights.
+- ``preprocess_layer()``: VGG16's ``preprocess_input`` as a layer inside the model.
+- ``build_backbone()``, ``build_head()``, ``add_head()``, ``unfreeze_top_blocks()``: the
+  notebook's frozen base, heads and fine-tuning step, packaged.
 - ``cached_features()`` runs the frozen base once per image and keeps the result in
   ``config.artifacts_dir()``, keyed by input size, weights and images, so the head
   trains on features in seconds instead of running VGG16 every epoch.
-- ``unfreeze_top_blocks()`` makes the top block(s) trainable for fine-tuning and
-  recompiles with a much lower learning rate.
-- ``conv_flops()`` / ``flops_table()`` count what each input size costs.
+- ``time_head_training()``, ``conv_flops()`` / ``flops_table()``: what each costs.
 
 Everything inside the models is backend-agnostic Keras 3 (``keras.layers``,
 ``keras.ops``), so the same code runs with TensorFlow, JAX or PyTorch.
@@ -35,9 +35,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from helpers import config, training
+from helpers import config, data, training
 
 #: Environment variable naming a local copy of the weights file.
 WEIGHTS_ENV = "VGG16_WEIGHTS"
@@ -57,8 +58,6 @@ INPUT_SIZES = (32, 64, 128, 224)
 HEADS = ("flatten", "gap")
 #: VGG16's five convolution blocks, bottom to top.
 BLOCKS = ("block1", "block2", "block3", "block4", "block5")
-NUM_CLASSES = 10
-IMAGE_SHAPE = (32, 32, 3)
 #: Phase 1 (head only) and phase 2 (fine-tuning) learning rates of Adam.
 HEAD_LEARNING_RATE = 1e-3
 FINE_TUNE_LEARNING_RATE = 1e-5
@@ -102,8 +101,6 @@ RANDOM = WeightsSource(None, "random weights")
 
 def _download() -> Path:
     """Fetch the weights into the Keras cache once (MD5-checked), or raise ``WeightsError``."""
-    import keras
-
     # Read KERAS_HOME now: Keras itself reads it only once, when it is imported.
     cache_dir = os.environ.get("KERAS_HOME") or None
     previous = socket.getdefaulttimeout()
@@ -144,11 +141,49 @@ def warn_random_weights(reason: str) -> None:
     )
 
 
+UNPUBLISHED_WEIGHTS_WARNING = (
+    f"{WEIGHTS_ENV} IS NOT THE PUBLISHED IMAGENET FILE: THE RESULTS ARE THOSE OF THESE WEIGHTS."
+)
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """MD5 of a file, read in chunks (the checksum Keras uses for the weights file)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def warn_unpublished_weights(path: Path, digest: str) -> None:
+    """Print a loud warning: ``path`` has VGG16's layout but is not the published file."""
+    bar = "!" * 88
+    print(
+        f"\n{bar}\n!! WARNING: {UNPUBLISHED_WEIGHTS_WARNING}\n"
+        f"!! Checked: {path} loads into VGG16 without its top (13 convolutions, every shape "
+        f"right),\n!! but its MD5 is {digest}, not {WEIGHTS_MD5}, the checksum Keras uses for "
+        f"the published\n!! {WEIGHTS_FILE} (keras/src/applications/vgg16.py).\n"
+        f"!! It may be a re-saved copy of the ImageNet weights, or other weights of the same "
+        f"shape (trained\n!! elsewhere, or not at all): the accuracies below are those of these "
+        f"weights, and need not be\n!! what transfer learning from ImageNet gives.\n{bar}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def check_weights_file(path: str | os.PathLike, origin: str = "weights file") -> None:
+    """Load ``path`` once into a 32 px VGG16 without its top: raises ``WeightsError`` (with
+    what to do) unless the file holds exactly those weights."""
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    load_vgg16_weights(base, path, origin)
+
+
 def resolve_weights(allow_random: bool | None = None) -> WeightsSource:
     """Find the VGG16 ImageNet weights (without the top) and say where they come from.
 
     1. ``VGG16_WEIGHTS=/path/to/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``: that
-       file; a wrong path is an error even in fast mode.
+       file; a wrong path or a file without VGG16's layout is an error even in fast mode,
+       and a file whose MD5 is not the published file's gets a loud warning.
     2. Otherwise ``weights="imagenet"``: the Keras download into ``~/.keras/models``
        (``$KERAS_HOME/models``), checked against Keras' MD5, done once.
 
@@ -166,6 +201,10 @@ def resolve_weights(allow_random: bool | None = None) -> WeightsSource:
                 f"{WEIGHTS_ENV} points at {path}, which {what}. Point {WEIGHTS_ENV} at the "
                 f"weights file itself, or unset it to download them. {_HOW_TO_GET}"
             )
+        check_weights_file(path, WEIGHTS_ENV)
+        digest = file_md5(path)
+        if digest != WEIGHTS_MD5:
+            warn_unpublished_weights(path, digest)
         return WeightsSource(path, WEIGHTS_ENV)
     try:
         return WeightsSource(_download(), "ImageNet (Keras download)")
@@ -230,8 +269,6 @@ def preprocess_layer(name: str = "vgg16_preprocess"):
     and bias (minus the mean) are read off ``preprocess_input`` itself. A built-in
     layer, not custom code: a saved model loads anywhere without extra registration.
     """
-    import keras
-
     preprocess = keras.applications.vgg16.preprocess_input
     bias = preprocess(np.zeros((1, 3), dtype="float32"))[0]
     kernel = preprocess(np.eye(3, dtype="float32")) - bias  # row i: where channel i goes
@@ -281,7 +318,7 @@ class Backbone:
 def build_backbone(
     input_size: int | None = None,
     weights: WeightsSource | str | os.PathLike | None = "auto",
-    image_shape: tuple[int, int, int] = IMAGE_SHAPE,
+    image_shape: tuple[int, int, int] = data.IMAGE_SHAPE,
 ) -> Backbone:
     """uint8 images -> Resizing(input_size) -> vgg16.preprocess_input -> frozen VGG16 convs.
 
@@ -289,8 +326,6 @@ def build_backbone(
     GPU). ``weights``: ``"auto"`` (``resolve_weights()``), a path to an .h5 file, a
     ``WeightsSource``, or ``None`` for random weights.
     """
-    import keras
-
     size = check_input_size(config.transfer_input_size() if input_size is None else input_size)
     if isinstance(weights, str) and weights == "auto":
         source = resolve_weights()
@@ -322,8 +357,6 @@ def build_head(feature_shape: tuple[int, ...], kind: str = "flatten", units: int
     ``"gap"``: GlobalAveragePooling2D instead of Flatten, one average per channel,
     so it has the same size (512 inputs) at every input size.
     """
-    import keras
-
     if kind not in HEADS:
         raise TransferConfigError(f"head kind must be one of {HEADS}, got {kind!r}")
     inputs = keras.Input(shape=tuple(feature_shape), name="features")
@@ -334,7 +367,7 @@ def build_head(feature_shape: tuple[int, ...], kind: str = "flatten", units: int
     x = keras.layers.Dense(units, activation="relu", name="dense")(x)
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     outputs = keras.layers.Dense(
-        NUM_CLASSES, activation="softmax", dtype="float32", name="predictions"
+        data.NUM_CLASSES, activation="softmax", dtype="float32", name="predictions"
     )(x)
     return keras.Model(inputs, outputs, name=f"head_{kind}")
 
@@ -357,8 +390,6 @@ def add_head(
     backbone: Backbone, kind: str = "flatten", learning_rate: float = HEAD_LEARNING_RATE
 ) -> TransferModel:
     """Put a new ``build_head(kind)`` on ``backbone``; compile the head and the whole model."""
-    import keras
-
     head = build_head(backbone.feature_shape, kind)
     extractor = backbone.extractor
     model = keras.Model(extractor.input, head(extractor.output), name=f"vgg16_{kind}")
@@ -500,8 +531,6 @@ def conv_flops(model) -> int:
     """Floating-point operations of one image through the Conv2D and Dense layers of
     ``model``, from the layer shapes: a multiply-add counts 2, so a convolution costs
     ``2 * H_out * W_out * k_h * k_w * C_in * C_out``. Biases and ReLUs are left out."""
-    import keras
-
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -520,7 +549,6 @@ def flops_table(sizes=INPUT_SIZES, train_images: int = 50_000):
     """One row per input size: VGG16's feature map, GFLOPs per image (convolutions),
     the cost relative to the first size, and the size of cached float32 features for
     ``train_images`` images. Builds VGG16 with random weights at each size."""
-    import keras
     import pandas as pd
 
     rows = []

@@ -173,6 +173,35 @@ def test_vgg16_weights_file_is_loaded_exactly(weights_file, clean_env, monkeypat
     assert _same(loaded.model.get_weights(), expected)
 
 
+def test_weights_file_that_is_not_the_published_one_gets_a_loud_warning(
+    weights_file, clean_env, monkeypatch, capsys
+):
+    path, _ = weights_file
+    monkeypatch.setenv(transfer.WEIGHTS_ENV, str(path))
+    source = transfer.resolve_weights(allow_random=False)
+    assert source.path == path and source.pretrained  # the right layout: it is used ...
+    err = capsys.readouterr().err
+    assert transfer.UNPUBLISHED_WEIGHTS_WARNING in err  # ... but not silently
+    assert transfer.file_md5(path) in err and transfer.WEIGHTS_MD5 in err
+    assert "13 convolutions" in err and "accuracies" in err
+    # The published file (here: its checksum made to match) passes without a word.
+    monkeypatch.setattr(transfer, "WEIGHTS_MD5", transfer.file_md5(path))
+    transfer.resolve_weights(allow_random=False)
+    assert transfer.UNPUBLISHED_WEIGHTS_WARNING not in capsys.readouterr().err
+
+
+def test_weights_file_of_another_network_is_refused_before_keras_reads_it(
+    clean_env, monkeypatch, tmp_path
+):
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3)])
+    path = tmp_path / "other.weights.h5"
+    other.save_weights(str(path))
+    monkeypatch.setenv(transfer.WEIGHTS_ENV, str(path))
+    for allow_random in (False, True):
+        with pytest.raises(transfer.WeightsError, match="does not hold the weights of VGG16"):
+            transfer.resolve_weights(allow_random=allow_random)
+
+
 def test_keras_3_weights_file_is_loaded_too(weights_file, tmp_path):
     path = tmp_path / "vgg16_notop.weights.h5"
     model = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
