@@ -6,7 +6,6 @@ inside the model, so they run on the accelerator and on every Keras backend,
 and a saved ``.keras`` file needs no separate preprocessing code.
 
 - ``build_baseline()``: the classic three-block CNN that notebook 02 builds by hand.
-- ``build_tutorial()``: the model of the TensorFlow CNN tutorial, for comparison.
 - ``build_recommended(...)``: the course's recipe model (batch norm, augmentation,
   dropout), with every remedy an explicit keyword so notebook 05 can switch them.
 
@@ -18,24 +17,21 @@ from __future__ import annotations
 
 import math
 
-INPUT_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
+import keras
+
+from helpers import data
 
 
 class ModelConfigError(ValueError):
     """A model option is out of range; the message says which values are accepted."""
 
 
-def _inputs(keras, name: str = "image"):
-    return keras.Input(shape=INPUT_SHAPE, dtype="uint8", name=name)
+def _inputs(name: str = "image"):
+    return keras.Input(shape=data.IMAGE_SHAPE, dtype="uint8", name=name)
 
 
-def _rescale(keras, x):
+def _rescale(x):
     return keras.layers.Rescaling(1.0 / 255, name="rescale")(x)
-
-
-def _classifier(keras, x, name: str = "predictions"):
-    return keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name=name)(x)
 
 
 def build_baseline(name: str = "baseline"):
@@ -45,37 +41,17 @@ def build_baseline(name: str = "baseline"):
     Convolutions are 3×3 with ReLU and no padding (``"valid"``), pools are 2×2, so
     the image shrinks 32 → 30 → 15 → 13 → 6 → 4 → 2. Input: uint8 images.
     """
-    import keras
-
-    inputs = _inputs(keras)
-    x = _rescale(keras, inputs)
+    inputs = _inputs()
+    x = _rescale(inputs)
     for i, filters in enumerate((32, 64, 128), start=1):
         x = keras.layers.Conv2D(filters, 3, activation="relu", name=f"conv{i}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(128, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _classifier(keras, x), name=name)
-
-
-def build_tutorial(name: str = "tutorial"):
-    """The TensorFlow "Convolutional Neural Network" tutorial model: Conv2D 32 → MaxPool →
-    Conv2D 64 → MaxPool → Conv2D 64 → Flatten → Dense 64 → Dense 10 (122,570 parameters).
-
-    The tutorial ends with logits; here the last layer has a softmax like the other
-    course models, so all of them train with the same loss. Input: uint8 images.
-    """
-    import keras
-
-    inputs = _inputs(keras)
-    x = _rescale(keras, inputs)
-    x = keras.layers.Conv2D(32, 3, activation="relu", name="conv1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
-    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
-    x = keras.layers.Conv2D(64, 3, activation="relu", name="conv3")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(64, activation="relu", name="dense")(x)
-    return keras.Model(inputs, _classifier(keras, x), name=name)
+    outputs = keras.layers.Dense(
+        data.NUM_CLASSES, activation="softmax", dtype="float32", name="predictions"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _check_fraction(option: str, value, upper: float = 0.9) -> float:
@@ -96,8 +72,6 @@ def augmentation_layers(translate: float = 0.125):
     """The recipe's augmentation as a ``keras.Sequential``: a random horizontal flip and a
     random shift of up to ``translate`` of the image size (4 pixels by default), with the
     uncovered border filled by reflection. Active only while training."""
-    import keras
-
     _check_fraction("translate", translate, upper=0.5)
     layers = [keras.layers.RandomFlip("horizontal", name="flip")]
     if translate > 0:
@@ -129,8 +103,7 @@ def build_recommended(
     - ``batch_norm``: batch normalisation after each convolution (convs then have no bias);
     - ``augment``: random flips and shifts (``augmentation_layers(translate)``) inside the model;
     - ``dropout``: dropout rate (0-0.9) before the classifier and, at half that rate,
-      after each block (0 by default: in a training budget of about ten epochs the
-      model underfits, and dropout slowed learning in our runs);
+      after each block (0 by default, as in the recipe; notebook 05 compares it);
     - ``l2``: L2 weight penalty on convolution and dense kernels (0 switches it off);
     - ``head``: ``"gap"`` (global average pooling, few parameters: the recipe) or
       ``"flatten"`` (Flatten → Dense 128 → ReLU, like the baseline: many parameters,
@@ -143,8 +116,26 @@ def build_recommended(
 
     Input: uint8 images; scaling and augmentation happen inside the model.
     """
-    import keras
+    _check_architecture(width, convs_per_block, l2, head)
+    options = {
+        "batch_norm": _check_bool("batch_norm", batch_norm),
+        "pool_early": _check_bool("pool_early", pool_early),
+        "dropout": _check_fraction("dropout", dropout),
+        "regularizer": keras.regularizers.L2(l2) if l2 > 0 else None,
+    }
+    inputs = _inputs()
+    x = inputs
+    if _check_bool("augment", augment):
+        # Flip and shift before scaling: both only move uint8 pixels around.
+        x = augmentation_layers(translate)(keras.ops.cast(x, "float32"))
+    x = _rescale(x)
+    for block, filters in enumerate((width, 2 * width, 4 * width), start=1):
+        x = _block(x, block, filters, convs_per_block, **options)
+    outputs = _head(x, head, options["dropout"], options["regularizer"])
+    return keras.Model(inputs, outputs, name=name)
 
+
+def _check_architecture(width, convs_per_block, l2, head) -> None:
     if isinstance(width, bool) or not isinstance(width, int) or not 4 <= width <= 512:
         raise ModelConfigError(f"width must be an integer between 4 and 512, got {width!r}")
     if (
@@ -153,42 +144,39 @@ def build_recommended(
         or not 1 <= convs_per_block <= 4
     ):
         raise ModelConfigError(f"convs_per_block must be 1, 2, 3 or 4, got {convs_per_block!r}")
-    batch_norm = _check_bool("batch_norm", batch_norm)
-    augment = _check_bool("augment", augment)
-    pool_early = _check_bool("pool_early", pool_early)
-    dropout = _check_fraction("dropout", dropout)
     if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 <= 0.1:
         raise ModelConfigError(f"l2 must be a number between 0 and 0.1 (e.g. 5e-4), got {l2!r}")
     if head not in ("gap", "flatten"):
         raise ModelConfigError(f"head must be 'gap' or 'flatten', got {head!r}")
-    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
 
-    inputs = _inputs(keras)
-    x = inputs
-    if augment:
-        # Flip and shift before scaling: both only move uint8 pixels around.
-        x = augmentation_layers(translate)(keras.ops.cast(x, "float32"))
-    x = _rescale(keras, x)
-    for block, filters in enumerate((width, 2 * width, 4 * width), start=1):
-        for conv in range(1, convs_per_block + 1):
-            tag = f"b{block}c{conv}"
-            x = keras.layers.Conv2D(
-                filters,
-                3,
-                padding="same",
-                use_bias=not batch_norm,
-                kernel_regularizer=regularizer,
-                name=f"conv_{tag}",
-            )(x)
-            if pool_early and conv == 1:
-                x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
-            if batch_norm:
-                x = keras.layers.BatchNormalization(name=f"bn_{tag}")(x)
-            x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
-        if not pool_early:
+
+def _block(x, block, filters, convs, *, batch_norm, pool_early, dropout, regularizer):
+    """One block of ``build_recommended``: ``convs`` × (Conv2D → BatchNorm → ReLU), max-pooling
+    after the first convolution (``pool_early``) or the last, then dropout at half the rate."""
+    for conv in range(1, convs + 1):
+        tag = f"b{block}c{conv}"
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=not batch_norm,
+            kernel_regularizer=regularizer,
+            name=f"conv_{tag}",
+        )(x)
+        if pool_early and conv == 1:
             x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout / 2, name=f"drop{block}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"bn_{tag}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_{tag}")(x)
+    if not pool_early:
+        x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout / 2, name=f"drop{block}")(x)
+    return x
+
+
+def _head(x, head, dropout, regularizer):
+    """Global average pooling (or Flatten → Dense 128), dropout, Dense 10 (softmax)."""
     if head == "gap":
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     else:
@@ -198,26 +186,10 @@ def build_recommended(
         )(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, name="drop_head")(x)
-    outputs = keras.layers.Dense(
-        NUM_CLASSES,
+    return keras.layers.Dense(
+        data.NUM_CLASSES,
         activation="softmax",
         dtype="float32",
         kernel_regularizer=regularizer,
         name="predictions",
     )(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
-#: The course's models by name, so scripts and the panel can pick one with a string.
-BUILDERS = {
-    "baseline": build_baseline,
-    "tutorial": build_tutorial,
-    "recommended": build_recommended,
-}
-
-
-def build(name: str, **options):
-    """Build a course model by name (``"baseline"``, ``"tutorial"``, ``"recommended"``)."""
-    if name not in BUILDERS:
-        raise ModelConfigError(f"unknown model {name!r}; choose one of {sorted(BUILDERS)}")
-    return BUILDERS[name](**options)

@@ -1,21 +1,19 @@
-"""Compiling and training the course's models: a ``fit`` wrapper with checkpoints that
-resume, callbacks to stop a run cleanly, and histories as tidy DataFrames.
+"""Training plumbing: ``fit`` with checkpoints that resume, a Stop callback, tidy histories,
+and the recipe of notebook 03 packaged as ``train_recipe``.
 
-The wrapper ``fit(model, x, y, run_name=...)`` saves the model and the number of
-finished epochs after every complete epoch in ``config.artifacts_dir()/runs/<run_name>/``.
-Run the same call again (after a kernel restart or a Stop) and it loads that state
-and continues with ``initial_epoch`` instead of starting over. An epoch cut short
-by ``StopTraining`` or ``TimeBudget`` is not saved: a checkpoint always holds whole
-epochs.
-
-``train_recipe(...)`` trains the course's recommended recipe (``models.build_recommended``
-with AdamW, a one-cycle learning rate, label smoothing), optionally within a
-wall-clock budget.
+Notebook 03 writes ``model.compile``, ``model.fit`` and its callbacks in its own cells first;
+``fit(model, x, y, run_name=...)`` is the same call plus resume: after every complete epoch
+it saves the model (with its optimizer state) and the number of finished epochs in
+``config.artifacts_dir()/runs/<run_name>/``, and the same call run again (after a kernel
+restart or a Stop) continues with ``initial_epoch`` instead of starting over. An epoch cut
+short by ``StopTraining`` is not saved: a checkpoint always holds whole epochs. A run whose
+loss becomes NaN or infinite stops (``keras.callbacks.TerminateOnNaN``) and says so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import threading
@@ -23,28 +21,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import keras
 
-from helpers import config
+from helpers import config, data, plots
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
-#: What ``train_recipe`` uses unless told otherwise (chosen by benchmarks/bench.py runs).
+#: The recipe of notebook 03 (``train_recipe``): AdamW at a peak learning rate of 5e-3 with
+#: weight decay, a warm-up over the first 15% of the steps then cosine decay to 1/1000 of
+#: the peak, label smoothing 0.1, batch 128.
 RECIPE_DEFAULTS = {
-    "optimizer": "adamw",
     "learning_rate": 5e-3,
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
     "batch_size": 128,
+    "warmup_fraction": 0.15,
 }
 
-
-#: The recipe's model: ``models.build_recommended(**RECIPE_MODEL)``. Two convolutions per
-#: block with the pooling right after the first (``pool_early``): six convolutions deep for
-#: about the compute of four. Flips without shifts: in 4-epoch runs of the earlier
-#: three-convolution model on CIFAR-10 (2-core CPU) flips alone reached 71.3% test accuracy,
-#: flips and 4-pixel shifts 67.3%; a budget of about ten epochs underfits more than it
-#: overfits, so dropout is off too.
+#: The recipe's model: ``models.build_recommended(**RECIPE_MODEL)``: two convolutions per
+#: block with the pooling right after the first (``pool_early``), random flips, no shifts and
+#: no dropout (notebook 03 says why, and what is still to be checked).
 RECIPE_MODEL = {
     "width": 32,
     "convs_per_block": 2,
@@ -61,56 +57,35 @@ class TrainingConfigError(ValueError):
 # --- compiling -------------------------------------------------------------------------------
 
 
-def _sparse_smoothed_crossentropy_class():
-    import keras
+@keras.saving.register_keras_serializable(package="course")
+class SparseSmoothedCrossentropy(keras.losses.Loss):
+    """Cross-entropy for integer labels with label smoothing (Keras's sparse loss has none):
+    the same as ``keras.losses.CategoricalCrossentropy(label_smoothing=...)`` on one-hot
+    labels, with the one-hot encoding done inside the loss."""
 
-    @keras.saving.register_keras_serializable(package="course")
-    class SparseSmoothedCrossentropy(keras.losses.Loss):
-        """Cross-entropy for integer labels with label smoothing (Keras's sparse loss has none).
+    def __init__(self, label_smoothing=0.0, name="smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
 
-        The true class gets ``1 - smoothing + smoothing / 10`` and every other class
-        ``smoothing / 10``, which keeps the model from becoming over-confident."""
+    def call(self, y_true, y_pred):
+        classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        return keras.losses.categorical_crossentropy(
+            keras.ops.one_hot(labels, classes), y_pred, label_smoothing=self.label_smoothing
+        )
 
-        def __init__(self, label_smoothing=0.0, name="smoothed_crossentropy", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.label_smoothing = float(label_smoothing)
-
-        def call(self, y_true, y_pred):
-            ops = keras.ops
-            classes = ops.shape(y_pred)[-1]
-            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes)
-            return keras.losses.categorical_crossentropy(
-                y_true, y_pred, label_smoothing=self.label_smoothing
-            )
-
-        def get_config(self):
-            return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-    return SparseSmoothedCrossentropy
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
-_LOSS_CLASS = None
-
-
-def smoothed_loss(label_smoothing: float = 0.1):
+def smoothed_loss(label_smoothing: float = 0.1) -> SparseSmoothedCrossentropy:
     """Sparse categorical cross-entropy with label smoothing, saveable in ``.keras`` files."""
-    global _LOSS_CLASS
-    if _LOSS_CLASS is None:
-        _LOSS_CLASS = _sparse_smoothed_crossentropy_class()
-    return _LOSS_CLASS(label_smoothing)
+    return SparseSmoothedCrossentropy(label_smoothing)
 
 
-def register_custom_objects() -> None:
-    """Make the course's custom loss known to Keras, so ``keras.saving.load_model`` can
-    read files saved with it (``load_model`` in this module calls it for you)."""
-    smoothed_loss(0.0)
-
-
-def make_optimizer(name: str = "adam", learning_rate: float = 1e-3, weight_decay: float = 0.0):
+def make_optimizer(name: str = "adam", learning_rate=1e-3, weight_decay: float = 0.0):
     """An optimizer by name: ``"adam"``, ``"adamw"`` (decoupled weight decay),
     ``"sgd"`` (Nesterov momentum 0.9) or ``"rmsprop"``."""
-    import keras
-
     _check_lr(learning_rate)
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
@@ -124,6 +99,8 @@ def make_optimizer(name: str = "adam", learning_rate: float = 1e-3, weight_decay
 
 
 def _check_lr(learning_rate) -> None:
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        return
     if (
         isinstance(learning_rate, bool)
         or not isinstance(learning_rate, int | float)
@@ -139,14 +116,12 @@ def compile_model(
     model,
     *,
     optimizer: str = "adam",
-    learning_rate: float = 1e-3,
+    learning_rate=1e-3,
     weight_decay: float = 0.0,
     label_smoothing: float = 0.0,
 ):
     """Compile ``model`` for CIFAR-10's integer labels: the named optimizer, cross-entropy
     (with ``label_smoothing`` if > 0) and accuracy. Returns the model."""
-    import keras
-
     if not 0 <= label_smoothing < 1:
         raise TrainingConfigError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     loss = (
@@ -163,141 +138,64 @@ def compile_model(
 
 
 def load_model(path):
-    """``keras.saving.load_model`` that also knows the course's custom loss."""
-    import keras
-
-    register_custom_objects()
+    """``keras.saving.load_model``; importing this module registers the course's loss."""
     return keras.saving.load_model(path)
 
 
 # --- callbacks -------------------------------------------------------------------------------
 
 
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-def StopTraining():  # noqa: N802 - a factory that reads like the class it returns
-    """A callback that stops training after the current batch once ``.request()`` is called.
+class StopTraining(keras.callbacks.Callback):
+    """Stops training after the current batch once ``.request()`` is called.
 
     Safe to call ``.request()`` from another thread (a Stop button): it only sets a
     ``threading.Event``; the training loop checks it after every batch.
     ``.stopped`` tells afterwards whether the run was cut short."""
 
-    class _StopTraining(_callback_base()):
-        def __init__(self):
-            super().__init__()
-            self.flag = threading.Event()
-            self.stopped = False
+    def __init__(self):
+        super().__init__()
+        self.flag = threading.Event()
+        self.stopped = False
 
-        def request(self):
-            self.flag.set()
+    def request(self) -> None:
+        self.flag.set()
 
-        def reset(self):
-            self.flag.clear()
-            self.stopped = False
-
-        def on_train_batch_end(self, batch, logs=None):
-            if self.flag.is_set():
-                self.stopped = True
-                self.model.stop_training = True
-
-    return _StopTraining()
+    def on_train_batch_end(self, batch, logs=None):
+        if self.flag.is_set():
+            self.stopped = True
+            self.model.stop_training = True
 
 
-def TimeBudget(seconds: float):  # noqa: N802
-    """A callback that stops training after the first batch that ends past ``seconds``
-    of wall time (counted from the start of ``fit``). ``.elapsed`` holds the training time."""
-    if not seconds > 0:
-        raise TrainingConfigError(f"the time budget must be positive seconds, got {seconds!r}")
+class Divergence(keras.callbacks.TerminateOnNaN):
+    """``keras.callbacks.TerminateOnNaN`` that remembers where: ``.epoch`` (1-based) is set
+    when a batch's loss became NaN or infinite and training was stopped."""
 
-    class _TimeBudget(_callback_base()):
-        def __init__(self):
-            super().__init__()
-            self.seconds = float(seconds)
-            self.start = None
-            self.elapsed = 0.0
-            self.stopped = False
+    def __init__(self):
+        super().__init__()
+        self.epoch = None
+        self._current = 0
 
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch + 1
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.elapsed = time.perf_counter() - self.start
-            if self.elapsed >= self.seconds:
-                self.stopped = True
-                self.model.stop_training = True
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.epoch = self._current
+        super().on_batch_end(batch, logs)
 
-        def on_train_end(self, logs=None):
-            self.elapsed = time.perf_counter() - self.start
-
-    return _TimeBudget()
-
-
-def OneCycle(  # noqa: N802
-    peak_lr: float,
-    *,
-    total_steps: int | None = None,
-    budget_seconds: float | None = None,
-    warmup: float = 0.15,
-    start_div: float = 10.0,
-    end_div: float = 1000.0,
-):
-    """A one-cycle learning rate, set before every batch: a linear warm-up from
-    ``peak_lr / start_div`` to ``peak_lr`` over the first ``warmup`` of training, then a
-    cosine decay to ``peak_lr / end_div``.
-
-    Progress is counted in steps (``total_steps``, default: epochs × steps per epoch of
-    the ``fit`` call) or, with ``budget_seconds``, in wall time, so the schedule ends
-    exactly when the time budget does, however fast the machine is. ``.history``
-    records the rate of each step."""
-    _check_lr(peak_lr)
-    if not 0 <= warmup < 1:
-        raise TrainingConfigError(f"warmup must be a fraction in [0, 1), got {warmup}")
-
-    class _OneCycle(_callback_base()):
-        def __init__(self):
-            super().__init__()
-            self.total_steps = total_steps
-            self.step = 0
-            self.start = None
-            self.history = []
-
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-            if self.total_steps is None and budget_seconds is None:
-                self.total_steps = self.params["epochs"] * self.params["steps"]
-            self.step = self.params.get("initial_epoch", 0) * (self.params.get("steps") or 0)
-
-        def progress(self) -> float:
-            if budget_seconds is not None:
-                return min(1.0, (time.perf_counter() - self.start) / budget_seconds)
-            return min(1.0, self.step / max(1, self.total_steps))
-
-        def on_train_batch_begin(self, batch, logs=None):
-            lr = one_cycle_lr(self.progress(), peak_lr, warmup, start_div, end_div)
-            self.model.optimizer.learning_rate = lr
-            self.history.append(lr)
-            self.step += 1
-
-    return _OneCycle()
+    @property
+    def message(self) -> str | None:
+        if self.epoch is None:
+            return None
+        return (
+            f"diverged at epoch {self.epoch}: the loss became NaN or infinite; "
+            "lower the learning rate"
+        )
 
 
 def _current_lr(model) -> float:
-    import keras
-
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-
-
-def one_cycle_lr(progress, peak_lr, warmup=0.15, start_div=10.0, end_div=1000.0) -> float:
-    """The one-cycle learning rate at ``progress`` (0 = start, 1 = end) of training."""
-    low, end = peak_lr / start_div, peak_lr / end_div
-    if progress < warmup:
-        return float(low + (peak_lr - low) * progress / warmup)
-    frac = (progress - warmup) / (1 - warmup)
-    return float(end + (peak_lr - end) * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0))))
 
 
 # --- checkpoint and resume -------------------------------------------------------------------
@@ -330,58 +228,57 @@ def forget_run(run_name: str) -> None:
     shutil.rmtree(run_dir(run_name), ignore_errors=True)
 
 
-def EpochCheckpoint(history: list[dict], folder: Path | None = None):  # noqa: N802
-    """A callback that, after each *complete* epoch, appends a row (epoch number, logs,
-    learning rate) to ``history`` and, with a ``folder``, saves the model (with its
-    optimizer state) to ``folder/last.keras`` and the epoch number plus the history so
-    far to ``folder/state.json``. Files are written under a temporary name and renamed,
-    so a kernel killed mid-save leaves the previous checkpoint intact. An epoch cut
-    short (Stop, time budget) is left out: history and checkpoint hold whole epochs."""
+def _write_atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a kernel killed mid-save leaves the old file intact."""
+    tmp = path.with_name(f"tmp-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
 
-    import keras
 
-    keras_version = keras.__version__
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each *complete* epoch: append a row (epoch number, logs, learning rate) to
+    ``history`` and, with a ``folder``, save the model with its optimizer state to
+    ``folder/last.keras`` and the epoch number plus the history to ``folder/state.json``.
+    An epoch cut short (Stop, time budget) is left out: history and checkpoint hold whole
+    epochs. ``.epochs_seen`` counts this call's epochs, a cut-short one as a fraction."""
 
-    class _EpochCheckpoint(_callback_base()):
-        def __init__(self):
-            super().__init__()
-            self.batches = 0
-            self.epochs_seen = 0.0  # this fit call's epochs, a cut-short one as a fraction
+    def __init__(self, history: list[dict], folder: Path | None = None):
+        super().__init__()
+        self.history = history
+        self.folder = folder
+        self.batches = 0
+        self.epochs_seen = 0.0
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.batches = 0
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches = 0
 
-        def on_train_batch_end(self, batch, logs=None):
-            self.batches += 1
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
-        def on_epoch_end(self, epoch, logs=None):
-            steps = self.params.get("steps")
-            self.epochs_seen += self.batches / steps if steps else 1.0
-            if steps and self.batches < steps:
-                return
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-            row["learning_rate"] = _current_lr(self.model)
-            history.append(row)
-            if folder is None:
-                return
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f"tmp-{LAST_MODEL}"
-            self.model.save(tmp)
-            os.replace(tmp, folder / LAST_MODEL)
-            tmp_state = folder / f"tmp-{STATE_FILE}"
-            state = {"epoch": epoch + 1, "keras": keras_version, "history": history}
-            tmp_state.write_text(json.dumps(state, indent=1))
-            os.replace(tmp_state, folder / STATE_FILE)
-
-    return _EpochCheckpoint()
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self.params.get("steps")
+        self.epochs_seen += self.batches / steps if steps else 1.0
+        if steps and self.batches < steps:
+            return
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row["learning_rate"] = _current_lr(self.model)
+        self.history.append(row)
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.folder / LAST_MODEL, self.model.save)
+        state = {"epoch": epoch + 1, "keras": keras.__version__, "history": self.history}
+        text = json.dumps(state, indent=1)
+        _write_atomically(self.folder / STATE_FILE, lambda tmp: tmp.write_text(text))
 
 
 @dataclass
 class TrainingResult:
     """What ``fit`` returns: the trained model, the whole history (all epochs, resumed
     ones included) as rows, where the run resumed from, how long ``fit`` took, whether a
-    callback stopped it, and how many epochs this call trained (``epochs_trained``, a
-    cut-short last epoch counted as a fraction)."""
+    callback stopped it, how many epochs this call trained (``epochs_trained``, a
+    cut-short last epoch counted as a fraction), and ``diverged``: a message when the
+    loss became NaN or infinite, else ``None``."""
 
     model: object
     history: list[dict] = field(default_factory=list)
@@ -390,6 +287,7 @@ class TrainingResult:
     stopped: bool = False
     folder: Path | None = None
     epochs_trained: float = 0.0
+    diverged: str | None = None
 
     @property
     def epochs_done(self) -> int:
@@ -402,8 +300,6 @@ class TrainingResult:
 
 def _restore(model, folder: Path, state: dict) -> None:
     """Load weights and optimizer state saved in ``folder/last.keras`` into ``model``."""
-    import keras
-
     try:
         saved = load_model(folder / LAST_MODEL)
     except Exception as err:  # damaged, or written by a Keras this one cannot read
@@ -415,20 +311,71 @@ def _restore(model, folder: Path, state: dict) -> None:
             f"training.forget_run({folder.name!r}) or pass resume=False; to continue it, "
             f"use the Keras it was saved with."
         ) from err
+    forget = f"use another run_name or delete it with training.forget_run({folder.name!r})"
     if len(saved.weights) != len(model.weights):
-        raise TrainingConfigError(
-            f"the checkpoint in {folder} belongs to a different model; use another run_name "
-            f"or delete it with training.forget_run({folder.name!r})"
-        )
+        raise TrainingConfigError(f"the checkpoint in {folder} belongs to another model; {forget}")
     model.set_weights(saved.get_weights())
     model.optimizer.build(model.trainable_variables)
     if len(saved.optimizer.variables) != len(model.optimizer.variables):
         raise TrainingConfigError(
-            f"the checkpoint in {folder} was trained with another optimizer; use another "
-            f"run_name or delete it with training.forget_run({folder.name!r})"
+            f"the checkpoint in {folder} was trained with another optimizer; {forget}"
         )
     for mine, theirs in zip(model.optimizer.variables, saved.optimizer.variables, strict=True):
         mine.assign(theirs)
+
+
+def _check_fit_options(model, epochs, batch_size) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise TrainingConfigError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TrainingConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+        raise TrainingConfigError("compile the model first: training.compile_model(model)")
+
+
+def _resume(model, run_name, resume, monitor) -> tuple[list[dict], int, keras.callbacks.Callback]:
+    """The saved history and epoch of ``run_name`` (restored into ``model``), and the
+    ``ModelCheckpoint`` that keeps its best epoch in ``best.keras``."""
+    folder = run_dir(run_name)
+    state = read_state(run_name) if resume else None
+    history, initial_epoch = [], 0
+    if state is None:
+        forget_run(run_name)
+    else:
+        _restore(model, folder, state)
+        history, initial_epoch = list(state["history"]), int(state["epoch"])
+    best = keras.callbacks.ModelCheckpoint(
+        folder / BEST_MODEL, monitor=monitor, mode="max", save_best_only=True
+    )
+    scores = [row[monitor] for row in history if monitor in row]
+    if scores:
+        best.best = max(scores)
+    return history, initial_epoch, best
+
+
+def _stopping_callbacks(validation, early_stopping_patience, reduce_lr_patience) -> list:
+    """The ``EarlyStopping`` and ``ReduceLROnPlateau`` of notebook 03, when asked for."""
+    monitor = "val_accuracy" if validation else "accuracy"
+    cbs = []
+    if early_stopping_patience is not None:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                mode="max",
+                patience=early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    if reduce_lr_patience is not None:
+        cbs.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss" if validation else "loss",
+                factor=0.2,
+                patience=reduce_lr_patience,
+                min_lr=1e-6,
+            )
+        )
+    return cbs
 
 
 def fit(
@@ -446,70 +393,30 @@ def fit(
     callbacks=(),
     verbose: int | str = "auto",
 ) -> TrainingResult:
-    """Train a compiled ``model`` on uint8 images ``x`` and integer labels ``y``.
+    """``model.fit`` on uint8 images ``x`` and labels ``y``, plus checkpoints that resume.
 
-    - ``validation_data=(x_val, y_val)``: evaluated after every epoch.
-    - ``run_name``: checkpoint after every complete epoch in
-      ``artifacts/runs/<run_name>/`` (``last.keras``, ``best.keras`` by validation
-      accuracy, ``state.json``); with ``resume=True`` a second call with the same name
-      continues from the last saved epoch (``initial_epoch``) with the saved weights and
-      optimizer state; when all ``epochs`` are done it only reloads.
-    - ``early_stopping_patience``: stop when validation accuracy has not improved for
-      that many epochs and go back to the best weights.
-    - ``reduce_lr_patience``: divide the learning rate by 5 when validation loss stalls.
-    - ``callbacks``: more Keras callbacks (``StopTraining``, ``OneCycle``, ...).
-
+    - ``run_name``: checkpoint after every complete epoch in ``artifacts/runs/<run_name>/``
+      (``last.keras``, ``best.keras`` by validation accuracy, ``state.json``); with
+      ``resume=True`` the same call again continues from the last saved epoch with the
+      saved weights and optimizer state; when all ``epochs`` are done it only reloads.
+    - ``early_stopping_patience``, ``reduce_lr_patience``: notebook 03's ``EarlyStopping``
+      (validation accuracy, best weights restored) and ``ReduceLROnPlateau`` (divide by 5).
+    - ``callbacks``: more Keras callbacks (``StopTraining``, ...).
+    A loss that becomes NaN or infinite stops the run; ``.diverged`` then says so.
     Returns a ``TrainingResult`` (``.model``, ``.history``, ``.frame()``, ``.initial_epoch``).
     """
-    import keras
-
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TrainingConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TrainingConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
-        raise TrainingConfigError("compile the model first: training.compile_model(model)")
+    _check_fit_options(model, epochs, batch_size)
     monitor = "val_accuracy" if validation_data is not None else "accuracy"
-    history: list[dict] = []
-    initial_epoch = 0
-    folder = None
-    cbs = list(callbacks)
+    history, initial_epoch, folder, cbs = [], 0, None, list(callbacks)
     if run_name is not None:
         folder = run_dir(run_name)
-        state = read_state(run_name) if resume else None
-        if state is None:
-            forget_run(run_name)
-        else:
-            _restore(model, folder, state)
-            history = list(state["history"])
-            initial_epoch = int(state["epoch"])
-        best = keras.callbacks.ModelCheckpoint(
-            folder / BEST_MODEL, monitor=monitor, mode="max", save_best_only=True
-        )
-        scores = [row[monitor] for row in history if monitor in row]
-        if scores:
-            best.best = max(scores)
+        history, initial_epoch, best = _resume(model, run_name, resume, monitor)
         cbs.append(best)
-    recorder = EpochCheckpoint(history, folder)
-    cbs.append(recorder)
-    if early_stopping_patience is not None:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                mode="max",
-                patience=early_stopping_patience,
-                restore_best_weights=True,
-            )
-        )
-    if reduce_lr_patience is not None:
-        cbs.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss" if validation_data is not None else "loss",
-                factor=0.2,
-                patience=reduce_lr_patience,
-                min_lr=1e-6,
-            )
-        )
+    recorder, divergence = EpochCheckpoint(history, folder), Divergence()
+    cbs += [recorder, divergence]
+    cbs += _stopping_callbacks(
+        validation_data is not None, early_stopping_patience, reduce_lr_patience
+    )
     start = time.perf_counter()
     if initial_epoch < epochs:
         model.fit(
@@ -522,47 +429,67 @@ def fit(
             callbacks=cbs,
             verbose=verbose,
         )
-    stopped = any(getattr(cb, "stopped", False) for cb in cbs)
+    if divergence.message and verbose:
+        print(divergence.message)
+    stopped = any(getattr(cb, "stopped", False) for cb in cbs) or divergence.epoch is not None
+    seconds, message = time.perf_counter() - start, divergence.message
     return TrainingResult(
-        model,
-        history,
-        initial_epoch,
-        time.perf_counter() - start,
-        stopped,
-        folder,
-        recorder.epochs_seen,
+        model, history, initial_epoch, seconds, stopped, folder, recorder.epochs_seen, message
     )
 
 
-def history_frame(history) -> "pd.DataFrame":  # noqa: F821, UP037
-    """A history (``TrainingResult.history``, a Keras ``History`` or its ``.history`` dict)
-    as a tidy DataFrame with columns ``epoch``, ``metric`` (loss, accuracy), ``split``
-    (train, validation) and ``value`` - one row per number, ready for seaborn."""
-    import pandas as pd
-
-    if hasattr(history, "history"):  # keras.callbacks.History
-        history = history.history
-    if isinstance(history, dict):
-        n = len(next(iter(history.values()), []))
-        history = [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(n)]
-    rows = []
-    for entry in history:
-        for key, value in entry.items():
-            if key in ("epoch", "learning_rate"):
-                continue
-            split = "validation" if key.startswith("val_") else "train"
-            rows.append(
-                {
-                    "epoch": int(entry["epoch"]),
-                    "metric": key.removeprefix("val_"),
-                    "split": split,
-                    "value": float(value),
-                }
-            )
-    return pd.DataFrame(rows, columns=["epoch", "metric", "split", "value"])
+#: A history as a tidy DataFrame (epoch, metric, split, value); the same as
+#: ``plots.history_frame``, named here too because notebooks 03-06 call it on results.
+history_frame = plots.history_frame
 
 
-# --- the recommended recipe ------------------------------------------------------------------
+# --- the recipe of notebook 03, packaged -----------------------------------------------------
+
+
+def recipe_schedule(
+    peak: float, total_steps: int, warmup_fraction: float = 0.15
+) -> keras.optimizers.schedules.CosineDecay:
+    """Notebook 03's schedule: a linear warm-up from ``peak / 10`` to ``peak`` over the first
+    ``warmup_fraction`` of ``total_steps``, then a cosine decay to ``peak / 1000``."""
+    _check_lr(peak)
+    if not 0 <= warmup_fraction < 1:
+        raise TrainingConfigError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    warmup_steps = int(warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 10,
+        decay_steps=max(1, total_steps - warmup_steps),
+        alpha=1e-3,
+        warmup_target=peak,
+        warmup_steps=warmup_steps,
+    )
+
+
+def compile_recipe(model, steps_per_epoch: int, epochs: int, **recipe):
+    """Compile ``model`` as notebook 03 does: AdamW on ``recipe_schedule`` over
+    ``epochs × steps_per_epoch`` steps, ``CategoricalCrossentropy(label_smoothing=...)`` on
+    one-hot labels, accuracy. ``recipe`` overrides ``RECIPE_DEFAULTS``. Returns the model."""
+    unknown = set(recipe) - set(RECIPE_DEFAULTS)
+    if unknown:
+        raise TrainingConfigError(
+            f"unknown recipe option(s) {sorted(unknown)}; choose from {sorted(RECIPE_DEFAULTS)}"
+        )
+    options = {**RECIPE_DEFAULTS, **recipe}
+    schedule = recipe_schedule(
+        options["learning_rate"], epochs * steps_per_epoch, options["warmup_fraction"]
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=schedule, weight_decay=options["weight_decay"]
+        ),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=options["label_smoothing"]),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def one_hot(labels):
+    """Integer labels as one-hot float32 rows (``keras.utils.to_categorical``)."""
+    return keras.utils.to_categorical(labels, data.NUM_CLASSES).astype("float32")
 
 
 def train_recipe(
@@ -570,52 +497,34 @@ def train_recipe(
     y,
     *,
     validation_data=None,
-    epochs: int = 20,
-    budget_seconds: float | None = None,
+    epochs: int = 10,
     run_name: str | None = None,
     model=None,
     callbacks=(),
     verbose: int | str = "auto",
     **recipe,
 ) -> TrainingResult:
-    """Train the course's recommended recipe: ``models.build_recommended(**RECIPE_MODEL)``
-    (six convolutions with batch norm, pooling early, random flips inside the model, global
-    average pooling), AdamW with weight decay, a one-cycle learning rate and label smoothing
-    (see ``RECIPE_DEFAULTS``; override any of them as keywords, e.g. ``learning_rate=2e-3``).
-
-    With ``budget_seconds`` the one-cycle schedule runs on wall time and training stops
-    when the budget is spent, so the whole schedule fits the budget on any machine
-    (``epochs`` is then an upper bound). Pass ``model`` to train another architecture
-    with the same recipe.
-    """
+    """Notebook 03's recipe, packaged: ``models.build_recommended(**RECIPE_MODEL)`` (or
+    ``model``), ``compile_recipe`` (AdamW, warm-up then cosine decay over ``epochs``, label
+    smoothing) and ``fit`` on integer labels ``y`` turned one-hot. Override any of
+    ``RECIPE_DEFAULTS`` as keywords, e.g. ``learning_rate=2e-3``."""
     from helpers import models
 
-    unknown = set(recipe) - set(RECIPE_DEFAULTS)
-    if unknown:
-        raise TrainingConfigError(
-            f"unknown recipe option(s) {sorted(unknown)}; choose from {sorted(RECIPE_DEFAULTS)}"
-        )
     options = {**RECIPE_DEFAULTS, **recipe}
     if model is None:
         model = models.build_recommended(**RECIPE_MODEL)
-    compile_model(
-        model,
-        optimizer=options["optimizer"],
-        learning_rate=options["learning_rate"],
-        weight_decay=options["weight_decay"],
-        label_smoothing=options["label_smoothing"],
-    )
-    cbs = [OneCycle(options["learning_rate"], budget_seconds=budget_seconds), *callbacks]
-    if budget_seconds is not None:
-        cbs.append(TimeBudget(budget_seconds))
+    steps = math.ceil(len(x) / options["batch_size"])
+    compile_recipe(model, steps, epochs, **recipe)
+    if validation_data is not None:
+        validation_data = (validation_data[0], one_hot(validation_data[1]))
     return fit(
         model,
         x,
-        y,
+        one_hot(y),
         validation_data=validation_data,
         epochs=epochs,
         batch_size=options["batch_size"],
         run_name=run_name,
-        callbacks=cbs,
+        callbacks=callbacks,
         verbose=verbose,
     )

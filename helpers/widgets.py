@@ -6,14 +6,11 @@ augmentation (plus any extra on/off ``toggles`` a notebook passes, e.g. batch no
 in notebook 05), a Train and a Stop button, a progress bar, live learning curves and
 a table of every run so far.
 
-How training runs (the design decision):
-
-- A click on **Train** starts training in a background thread, so the notebook stays
-  responsive and **Stop** can be clicked: it sets the flag of a
-  ``training.StopTraining`` callback and the run ends after the current batch.
-- ``panel.train(wait=True)`` trains in the calling thread and returns the run's row;
-  tests and notebooks executed top to bottom (nbval) use it.
-- A second click while a run is going is refused with a message (one run at a time).
+Training runs in ``runner.py`` (a thread, a lock, the training call, the live-update
+callback; no widgets there): a click on **Train** starts a run in a background thread, so the
+notebook stays responsive and **Stop** can be clicked; ``panel.train(wait=True)`` trains in
+the calling thread and returns the run's row (tests, notebooks executed top to bottom); a
+second click while a run is going is refused with a message.
 
 The widgets use only APIs common to ipywidgets 7.7 (Colab) and 8, and carry CSS
 classes (``course-panel``, ``course-lr``, ``course-train``, ``course-runs``, ...)
@@ -25,15 +22,17 @@ from __future__ import annotations
 import base64
 import html
 import io
-import threading
-import time
+import math
 from collections.abc import Callable, Mapping
 
-from helpers import training
+import ipywidgets as w
+
+from helpers import runner, training
 
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 LR_RANGE = (1e-5, 1.0)
 DROPOUT_MAX = 0.8
+STYLE = {"description_width": "110px"}
 RUN_COLUMNS = (
     ("run", "run"),
     ("learning_rate", "lr"),
@@ -83,8 +82,6 @@ class TrainingPanel:
         max_epochs: int = 50,
         callbacks=(),
     ):
-        import ipywidgets as w
-
         self.x_train, self.y_train = train
         self.x_val, self.y_val = validation
         if len(self.x_train) != len(self.y_train) or len(self.x_val) != len(self.y_val):
@@ -97,66 +94,38 @@ class TrainingPanel:
         self.runs: list[dict] = []
         self.model = None
         self.redraws = 0
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = None
-        style = {"description_width": "110px"}
+        self.runner = runner.Runner()
+        initial = {"learning_rate": learning_rate, "batch_size": batch_size, "epochs": epochs}
+        initial.update(optimizer=optimizer, dropout=dropout, augment=augment)
+        self._make_controls(initial, max_epochs, toggles or {})
+        self._make_layout()
 
+    def _make_controls(self, initial: dict, max_epochs: int, toggles: Mapping[str, bool]):
+        """One widget per choice, each with its CSS class (``course-lr``, ...)."""
+        style = STYLE
+        common = {"style": style, "continuous_update": False}
         lo, hi = LR_RANGE
-        self.lr = _css(
-            w.FloatLogSlider(
-                value=learning_rate,
-                base=10,
-                min=_log10(lo),
-                max=_log10(hi),
-                step=0.1,
-                description="learning rate",
-                readout_format=".1e",
-                continuous_update=False,
-                style=style,
-            ),
-            "course-lr",
-        )
-        self.batch_size = _css(
-            w.Dropdown(
-                options=list(BATCH_SIZES), value=batch_size, description="batch size", style=style
-            ),
-            "course-batch-size",
-        )
-        self.epochs = _css(
-            w.IntSlider(
-                value=epochs,
-                min=1,
-                max=max_epochs,
-                description="epochs",
-                continuous_update=False,
-                style=style,
-            ),
-            "course-epochs",
-        )
-        self.optimizer = _css(
-            w.Dropdown(
-                options=list(training.OPTIMIZERS),
-                value=optimizer,
-                description="optimizer",
-                style=style,
-            ),
-            "course-optimizer",
-        )
-        self.dropout = _css(
-            w.FloatSlider(
-                value=dropout,
-                min=0.0,
-                max=DROPOUT_MAX,
-                step=0.05,
-                description="dropout",
-                continuous_update=False,
-                style=style,
-            ),
-            "course-dropout",
-        )
+        self.lr = _css(w.FloatLogSlider(
+            value=initial["learning_rate"], base=10, min=math.log10(lo), max=math.log10(hi),
+            step=0.1, description="learning rate", readout_format=".1e", **common,
+        ), "course-lr")  # fmt: skip
+        self.batch_size = _css(w.Dropdown(
+            options=list(BATCH_SIZES), value=initial["batch_size"], description="batch size",
+            style=style,
+        ), "course-batch-size")  # fmt: skip
+        self.epochs = _css(w.IntSlider(
+            value=initial["epochs"], min=1, max=max_epochs, description="epochs", **common
+        ), "course-epochs")  # fmt: skip
+        self.optimizer = _css(w.Dropdown(
+            options=list(training.OPTIMIZERS), value=initial["optimizer"],
+            description="optimizer", style=style,
+        ), "course-optimizer")  # fmt: skip
+        self.dropout = _css(w.FloatSlider(
+            value=initial["dropout"], min=0.0, max=DROPOUT_MAX, step=0.05,
+            description="dropout", **common,
+        ), "course-dropout")  # fmt: skip
         self.augment = _css(
-            w.Checkbox(value=augment, description="augmentation", indent=False),
+            w.Checkbox(value=initial["augment"], description="augmentation", indent=False),
             "course-augment",
         )
         self.toggles = {
@@ -164,8 +133,11 @@ class TrainingPanel:
                 w.Checkbox(value=bool(on), description=name.replace("_", " "), indent=False),
                 f"course-toggle-{name}",
             )
-            for name, on in (toggles or {}).items()
+            for name, on in toggles.items()
         }
+
+    def _make_layout(self):
+        """Buttons, progress bar, status line, curves and runs table, laid out in one box."""
         self.train_button = _css(
             w.Button(description="Train", button_style="success", icon="play"), "course-train"
         )
@@ -174,7 +146,7 @@ class TrainingPanel:
             "course-stop",
         )
         self.progress = _css(
-            w.IntProgress(value=0, min=0, max=1, description="progress", style=style),
+            w.IntProgress(value=0, min=0, max=1, description="progress", style=STYLE),
             "course-progress",
         )
         self.status = _css(w.Label(value="Choose values and press Train."), "course-status")
@@ -182,20 +154,11 @@ class TrainingPanel:
         self.runs_html = _css(w.HTML(value=self._runs_table()), "course-runs")
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
-
-        controls = w.VBox(
-            [
-                self.lr,
-                self.batch_size,
-                self.epochs,
-                self.optimizer,
-                self.dropout,
-                w.HBox([self.augment, *self.toggles.values()]),
-                w.HBox([self.train_button, self.stop_button]),
-                self.progress,
-                self.status,
-            ]
-        )
+        controls = w.VBox([
+            self.lr, self.batch_size, self.epochs, self.optimizer, self.dropout,
+            w.HBox([self.augment, *self.toggles.values()]),
+            w.HBox([self.train_button, self.stop_button]), self.progress, self.status,
+        ])  # fmt: skip
         self.widget = _css(w.VBox([w.HBox([controls, self.plot]), self.runs_html]), "course-panel")
 
     # --- what the buttons do --------------------------------------------------------------
@@ -237,126 +200,65 @@ class TrainingPanel:
         In a background thread by default; ``wait=True`` trains in this thread and
         returns the run's row. Returns ``None`` (and says why in the status label)
         when a run is already going or a value is refused."""
-        if not self._lock.acquire(blocking=False):
-            self.status.value = "A run is already going: wait for it or press Stop."
+        busy = "A run is already going: wait for it or press Stop."
+        if self.runner.busy:
+            self.status.value = busy
             return None
+        values = self.values()
         try:
-            values = self.values()
             self.check(values)
         except PanelError as err:
             self.status.value = f"Not started: {err}"
-            self._lock.release()
             return None
-        self._stop = training.StopTraining()
-        self.train_button.disabled = True
-        self.stop_button.disabled = False
-        self.status.value = f"Training run {len(self.runs) + 1}..."
-        if wait:
-            return self._run(values)
-        self._thread = threading.Thread(target=self._run, args=(values,), daemon=True)
-        self._thread.start()
-        return None
+        started = self.runner.start(lambda stop: self._run(values, stop, wait), wait=wait)
+        if started is False:
+            self.status.value = busy
+        return started if wait else None
 
     def stop(self) -> None:
         """Ask the current run to stop after its current batch (the Stop button)."""
-        if self._stop is not None and self._lock.locked():
-            self._stop.request()
+        if self.runner.stop():
             self.status.value = "Stopping after the current batch..."
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a run started in the background has finished."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.runner.wait(timeout)
 
     @property
     def training(self) -> bool:
         """True while a run is going."""
-        return self._lock.locked()
+        return self.runner.busy
 
     # --- one run ---------------------------------------------------------------------------
 
-    def _run(self, values: dict) -> dict | None:
-        start = time.perf_counter()
-        row = None
+    def _run(self, values: dict, stop, wait: bool) -> dict | None:
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = f"Training run {len(self.runs) + 1}..."
+        self.progress.max = -(-len(self.x_train) // values["batch_size"]) * values["epochs"]
+        self.progress.value = 0
+        live = runner.LiveUpdates(self._show_progress, self.draw_curves)
+        options = {k: values[k] for k in ("dropout", "augment", *self.toggle_names)}
         try:
-            options = {k: values[k] for k in ("dropout", "augment", *self.toggle_names)}
-            model = self.build_model(**options)
-            training.compile_model(
-                model, optimizer=values["optimizer"], learning_rate=values["learning_rate"]
-            )
-            steps = -(-len(self.x_train) // values["batch_size"])
-            self.progress.max = steps * values["epochs"]
-            self.progress.value = 0
-            history: list[dict] = []
-            result = training.fit(
-                model,
-                self.x_train,
-                self.y_train,
-                validation_data=(self.x_val, self.y_val),
-                epochs=values["epochs"],
-                batch_size=values["batch_size"],
-                callbacks=[
-                    self._live(history),
-                    *self.callbacks,
-                    self._stop,
-                ],  # stop: last, sees clicks made in this batch
-                verbose=0,
-            )
-            self.model = result.model
-            last = result.history[-1] if result.history else {}
-            row = {
-                "run": len(self.runs) + 1,
-                **values,
-                "epochs_done": len(result.history),
-                "val_accuracy": last.get("val_accuracy"),
-                "seconds": round(time.perf_counter() - start, 1),
-                "stopped": self._stop.stopped,
-            }
-            self.runs.append(row)
-            self.runs_html.value = self._runs_table()
-            acc = "n/a" if row["val_accuracy"] is None else f"{row['val_accuracy']:.1%}"
-            verb = "stopped" if row["stopped"] else "finished"
-            self.status.value = (
-                f"Run {row['run']} {verb} after {row['epochs_done']} epoch(s): "
-                f"validation accuracy {acc}, {row['seconds']} s."
-            )
+            result, row = runner.train_run(
+                self.build_model, values, (self.x_train, self.y_train), (self.x_val, self.y_val),
+                options, [live, *self.callbacks, stop],  # stop: last, sees this batch's clicks
+            )  # fmt: skip
         except Exception as err:  # shown in the panel; a thread has nobody else to tell
             self.status.value = f"Run failed: {type(err).__name__}: {err}"
-            if not self._thread or threading.current_thread() is not self._thread:
+            if wait:
                 raise
+            return None
         finally:
-            self.train_button.disabled = False
-            self.stop_button.disabled = True
-            self._lock.release()
+            self.train_button.disabled, self.stop_button.disabled = False, True
+        self.model = result.model
+        row = {"run": len(self.runs) + 1, **row}
+        self.runs.append(row)
+        self.runs_html.value = self._runs_table()
+        self.status.value = _outcome(row)
         return row
 
-    def _live(self, history: list[dict]):
-        """A callback that moves the progress bar and redraws the curves each epoch."""
-        import keras
-
-        panel = self
-
-        class Live(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.batches = 0
-                self.shown = 0.0
-
-            def show(self):
-                self.shown = time.perf_counter()
-                panel.progress.value = min(panel.progress.max, self.batches)
-
-            def on_train_batch_end(self, batch, logs=None):
-                self.batches += 1
-                if time.perf_counter() - self.shown > 0.2:  # at most 5 updates a second
-                    self.show()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.show()
-                history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
-                panel.draw_curves(history)
-
-        return Live()
+    def _show_progress(self, batches: int) -> None:
+        self.progress.value = min(self.progress.max, batches)
 
     # --- drawing ---------------------------------------------------------------------------
 
@@ -394,7 +296,7 @@ class TrainingPanel:
         body = []
         for run in self.runs:
             cells = "".join(
-                f'<td class="col-{key}">{html.escape(_fmt(key, run.get(key)))}</td>'
+                f'<td class="col-{key}">{html.escape(_fmt(key, run.get(key), run))}</td>'
                 for key, _ in columns
             )
             body.append(f"<tr>{cells}</tr>")
@@ -411,7 +313,21 @@ class TrainingPanel:
         display(self.widget)
 
 
-def _fmt(key: str, value) -> str:
+def _outcome(row: dict) -> str:
+    """The status line after a run: finished, stopped, or diverged (and what to do)."""
+    if row.get("diverged"):
+        return f"Run {row['run']} {row['diverged']}."
+    acc = "n/a" if row["val_accuracy"] is None else f"{row['val_accuracy']:.1%}"
+    verb = "stopped" if row["stopped"] else "finished"
+    return (
+        f"Run {row['run']} {verb} after {row['epochs_done']} epoch(s): "
+        f"validation accuracy {acc}, {row['seconds']} s."
+    )
+
+
+def _fmt(key: str, value, run: dict | None = None) -> str:
+    if key == "val_accuracy" and run and run.get("diverged"):
+        return "diverged"
     if value is None:
         return "-"
     if key == "learning_rate":
@@ -423,9 +339,3 @@ def _fmt(key: str, value) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return str(value)
-
-
-def _log10(value: float) -> float:
-    import math
-
-    return math.log10(value)

@@ -151,22 +151,36 @@ def test_stop_training_stops_after_the_current_batch_and_keeps_whole_epochs(arti
     assert resumed.initial_epoch == 1 and resumed.epochs_done == 2
 
 
-def test_time_budget_stops_training(tiny):
-    budget = training.TimeBudget(1e-9)
-    result = training.fit(small_model(), *tiny, epochs=3, batch_size=16, callbacks=[budget])
-    assert budget.stopped and result.stopped
-    assert result.epochs_done == 0 and result.epochs_trained == pytest.approx(1 / 4)
-
-
-def test_one_cycle_warms_up_then_anneals(tiny):
-    cycle = training.OneCycle(1e-2, warmup=0.25)
-    training.fit(small_model(), *tiny, epochs=2, batch_size=16, callbacks=[cycle], verbose=0)
-    lrs = np.array(cycle.history)
-    assert len(lrs) == 8
+def test_recipe_schedule_warms_up_then_decays():
+    schedule = training.recipe_schedule(1e-2, total_steps=100, warmup_fraction=0.2)
+    lrs = np.array([float(schedule(step)) for step in range(101)])
     peak = int(np.argmax(lrs))
-    assert lrs[0] == pytest.approx(1e-3) and lrs.max() <= 1e-2
+    assert peak == 20 and lrs[0] == pytest.approx(1e-3) and lrs.max() == pytest.approx(1e-2)
     assert np.all(np.diff(lrs[: peak + 1]) > 0) and np.all(np.diff(lrs[peak:]) < 0)
-    assert training.one_cycle_lr(1.0, 1e-2) == pytest.approx(1e-5)
+    assert lrs[-1] == pytest.approx(1e-5)
+    with pytest.raises(training.TrainingConfigError, match="warmup_fraction"):
+        training.recipe_schedule(1e-2, 100, warmup_fraction=1.5)
+
+
+def test_callbacks_are_plain_keras_callbacks():
+    for callback in (training.StopTraining(), training.EpochCheckpoint([]), training.Divergence()):
+        assert isinstance(callback, keras.callbacks.Callback)
+    assert isinstance(training.Divergence(), keras.callbacks.TerminateOnNaN)
+
+
+def test_a_diverging_run_stops_and_says_so(tiny, capsys):
+    keras.utils.set_random_seed(0)
+    model = models.build_recommended(width=4)
+    # log(0) = -inf: the loss is infinite from the first batch, as after a too-high rate.
+    model.compile(optimizer="sgd", loss=lambda y, p: keras.ops.log(0.0 * p[:, 0]))
+    result = training.fit(model, *tiny, epochs=3, batch_size=16, verbose=1)
+    assert result.stopped and result.epochs_done == 0
+    assert result.diverged.startswith("diverged at epoch 1") and "lower the learning rate" in (
+        result.diverged
+    )
+    assert "diverged at epoch 1" in capsys.readouterr().out
+    fine = training.fit(small_model(), *tiny, epochs=1, batch_size=16, verbose=0)
+    assert fine.diverged is None and not fine.stopped
 
 
 def test_history_frame_is_tidy(tiny):
@@ -212,9 +226,22 @@ def test_uncompiled_model_is_refused(tiny):
         training.fit(models.build_baseline(), *tiny)
 
 
-def test_train_recipe_on_a_budget(tiny):
+def test_train_recipe_packages_the_notebook_recipe(artifacts, tiny):
     result = training.train_recipe(
-        *tiny, model=models.build_recommended(width=4), epochs=2, batch_size=32, verbose=0
-    )
-    assert result.epochs_done == 2
+        *tiny, validation_data=tiny, model=models.build_recommended(width=4), epochs=2,
+        batch_size=32, run_name="recipe", verbose=0,
+    )  # fmt: skip
+    assert result.epochs_done == 2 and "val_accuracy" in result.history[-1]
+    assert isinstance(result.model.loss, keras.losses.CategoricalCrossentropy)
     assert result.model.loss.label_smoothing == pytest.approx(0.1)
+    assert isinstance(result.model.optimizer, keras.optimizers.AdamW)
+    schedule = result.model.optimizer._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.warmup_steps + schedule.decay_steps == 2 * 2  # 64 images, batch 32
+    # The run resumes (or, finished, reloads) from its checkpoint like any other.
+    again = training.train_recipe(
+        *tiny, model=models.build_recommended(width=4), epochs=2, batch_size=32,
+        run_name="recipe", verbose=0,
+    )  # fmt: skip
+    assert again.initial_epoch == 2
+    assert training.one_hot(np.array([2])).tolist() == [[0, 0, 1, 0, 0, 0, 0, 0, 0, 0]]

@@ -133,3 +133,17 @@ def test_bad_construction_is_refused(data):
         widgets.TrainingPanel(train, (val[0], val[1][:2]), tiny_builder)
     with pytest.raises(widgets.PanelError):
         widgets.TrainingPanel(train, val, "not a builder")
+
+
+def test_a_diverging_run_says_so_in_the_status_and_the_table(data):
+    def diverging(dropout, augment):
+        inputs = keras.Input((32, 32, 3), dtype="uint8")
+        x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+        probabilities = keras.layers.Dense(10, activation="softmax")(x)
+        return keras.Model(inputs, keras.layers.Lambda(lambda p: p * float("nan"))(probabilities))
+
+    panel = widgets.TrainingPanel(*data, diverging, epochs=2, batch_size=16)
+    row = panel.train(wait=True)
+    assert row["diverged"].startswith("diverged at epoch 1") and not row["stopped"]
+    assert "lower the learning rate" in panel.status.value
+    assert ">diverged<" in panel.runs_html.value
