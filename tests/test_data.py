@@ -183,9 +183,3 @@ def test_split_needs_one_label_per_example(y):
 def test_channel_stats_names_the_shape_it_needs(images):
     with pytest.raises(ValueError, match=r"shape \(N, height, width, 3\), got shape"):
         data.channel_stats(images)
-
-
-@pytest.mark.parametrize("n", [-1, 2.5, "10"])
-def test_memory_table_needs_a_count(n):
-    with pytest.raises(ValueError, match="n_images must be a whole number"):
-        data.memory_table(n)
