@@ -85,7 +85,10 @@ def set_seed(seed: int = DEFAULT_SEED) -> int:
 
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    keras.utils.set_random_seed(seed)
+    # Keras also seeds TensorFlow when it is installed, importing it on the JAX and torch
+    # backends too: filter its start-up log here as well.
+    with _filtered_stderr(ROUTINE_STARTUP_LOG):
+        keras.utils.set_random_seed(seed)
     return seed
 
 

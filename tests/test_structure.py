@@ -58,6 +58,16 @@ REQUIRED_CALLS = {
         "keras.callbacks.EarlyStopping(",
     ],
     "07": ["use_ema=True", "layers.Conv2D(", "trainable=False"],
+    "09": [
+        "layers.Conv2DTranspose(",
+        "layers.GRU(",
+        "layers.Reshape((32, 96))",
+        "layers.MultiHeadAttention(",
+        "layers.LayerNormalization(",
+        "extract_patches(",
+        "PCA(",
+        ".trainable = False",
+    ],
 }
 
 
