@@ -34,12 +34,14 @@ Five levers, each switched on only where it helps:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+import keras
 import numpy as np
+
+from helpers import config
 
 #: Precision policies by device; see ``precision_policy``.
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -136,8 +138,6 @@ def scale_learning_rate(
 def gpu_compute_capability() -> tuple[int, int] | None:
     """The compute capability of the first GPU the Keras backend sees, e.g. ``(9, 0)`` for
     an H100, or ``None`` when there is no GPU or the backend cannot tell."""
-    import keras
-
     backend = keras.backend.backend()
     try:
         if backend == "tensorflow":
@@ -186,8 +186,6 @@ def fast_path_settings(
     would get (the tests do), or leave them out to use what is present.
     """
     if kind is None:
-        from helpers import config
-
         kind, detected = config.detect_accelerator()
         count = detected if count is None else count
         if compute_capability is None and kind == "GPU":
@@ -215,8 +213,6 @@ def fast_path_settings(
 def use_precision(policy: str) -> Iterator[str]:
     """Build models inside ``with use_precision("mixed_bfloat16"):``; the previous global
     dtype policy comes back afterwards, so later cells of a notebook are not affected."""
-    import keras
-
     if policy not in POLICIES:
         raise AcceleratorError(f"precision policy must be one of {POLICIES}, got {policy!r}")
     previous = keras.config.dtype_policy()
@@ -227,32 +223,26 @@ def use_precision(policy: str) -> Iterator[str]:
         keras.config.set_dtype_policy(previous)
 
 
-@functools.cache
-def _image_bank_class():
-    """The lookup layer of ``resident_data_model``, defined once (Keras is imported lazily)."""
-    import keras
+class ImageBank(keras.layers.Layer):
+    """The lookup layer of ``resident_data_model``: holds a ``uint8`` image array as one
+    non-trainable variable (so on the device) and returns the images at the integer
+    indices it is called with."""
 
-    class ImageBank(keras.layers.Layer):
-        """Holds a ``uint8`` image array as one non-trainable variable (so on the device)
-        and returns the images at the integer indices it is called with."""
+    def __init__(self, images, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+        self.images = self.add_weight(
+            shape=images.shape,
+            dtype="uint8",
+            initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor(images),
+            trainable=False,
+            name="images",
+        )
 
-        def __init__(self, images, **kwargs):
-            super().__init__(autocast=False, **kwargs)
-            self.images = self.add_weight(
-                shape=images.shape,
-                dtype="uint8",
-                initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor(images),
-                trainable=False,
-                name="images",
-            )
+    def call(self, indices):
+        return keras.ops.take(self.images, indices, axis=0)
 
-        def call(self, indices):
-            return keras.ops.take(self.images, indices, axis=0)
-
-        def compute_output_shape(self, input_shape):
-            return (*input_shape, *self.images.shape[1:])
-
-    return ImageBank
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, *self.images.shape[1:])
 
 
 def resident_data_model(model, images: np.ndarray):
@@ -266,8 +256,6 @@ def resident_data_model(model, images: np.ndarray):
     weights are shared, so ``model`` is trained; evaluate, predict with and save
     ``model``, not the returned one (which holds the training set).
     """
-    import keras
-
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise AcceleratorError(
@@ -280,7 +268,7 @@ def resident_data_model(model, images: np.ndarray):
             f"are uint8 {images.shape[1:]}: build the model for uint8 images of that shape"
         )
     index = keras.Input(shape=(), dtype="int32", name="index")
-    bank = _image_bank_class()(images, name="resident_images")
+    bank = ImageBank(images, name="resident_images")
     return keras.Model(index, model(bank(index)), name=f"{model.name}_resident")
 
 

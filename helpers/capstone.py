@@ -1,7 +1,11 @@
-"""The capstone recipe: a small, fast ResNet-style CIFAR-10 network and how to train it.
+"""The capstone recipe: a small, fast CIFAR-10 network and how to train it.
 
-Our own Keras recipe, assembled from ideas that public fast-CIFAR-10 work showed
-to matter. No code was copied; each idea is credited where it is used:
+Notebook 07 writes each piece in its own cells first (the frozen whitening
+convolution, the network, the warm-up + cosine schedule, the SGD optimizer with
+weight averaging); this module packages the same code so the notebook can train,
+ablate and scale it in one line. The recipe is our own Keras code, assembled from ideas
+that public fast-CIFAR-10 work showed to matter. No code was copied; each idea is
+credited where it is used:
 
 - **Patch-whitening first layer** (``whitening``): the first convolution is a
   frozen 2×2 filter bank built from the eigenvectors of the covariance of 2×2
@@ -12,41 +16,44 @@ to matter. No code was copied; each idea is credited where it is used:
   arXiv:2404.00498, 2024).
 - **Architecture**: three groups of conv → max-pool → batch norm → GELU → conv
   → batch norm → GELU, a global max-pool and a linear layer whose logits are
-  scaled down, after the ResNet-9 of Page's series (parts 1-4) and airbench's
-  "ConvGroup" simplification of it.
+  scaled down, after airbench's "ConvGroup" simplification of the ResNet-9 of
+  Page's series. It has no skip connections.
 - **Label smoothing** (``label_smoothing``, Szegedy et al., "Rethinking the
   Inception Architecture", 2016; 0.2 as in Page part 8 and airbench).
 - **Weight averaging** (``ema_momentum``): an exponential moving average of the
   weights is what gets evaluated (Polyak averaging; Page part 8 and hlb-CIFAR10
   use an EMA, airbench uses Lookahead, a close cousin). Keras does it in the
   optimizer (``use_ema=True``) and writes the average into the model at the end.
-- **Flip test-time augmentation** (``tta``): predict each test image and its
-  mirror image and average (Page part 8, airbench).
-- **Short one-cycle schedule** (``one_cycle``): the learning rate rises
-  linearly, then falls linearly to zero, over a few epochs (Smith & Topin,
-  "Super-Convergence", 2017; the piecewise-linear form of Page part 1), with SGD,
-  Nesterov momentum, decoupled weight decay, batch 512 and a learning rate
-  scaled with the batch (Goyal et al., 2017; ``helpers.accelerate``).
+- **Flip test-time augmentation** (``tta``): predict each image and its mirror
+  image and average (Page part 8, airbench).
+- **Warm-up, then cosine decay** (``schedule``): the learning rate rises linearly
+  from 0 to its peak over the first quarter of the steps, then follows a cosine down to
+  0 (``keras.optimizers.schedules.CosineDecay`` with ``warmup_target``, the schedule
+  notebook 03 teaches too; warm-up after Goyal et al. 2017, cosine after Loshchilov &
+  Hutter, "SGDR", 2017), with SGD, Nesterov momentum, decoupled weight decay and a
+  learning rate scaled with the batch (``helpers.accelerate``).
 - **Augmentation inside the model**: random horizontal flips and 2-pixel
   shifts, as in all of the above; images stay ``uint8`` until the model. The
-  shift is a layer of our own (``RandomShift``, two gathers from the
-  reflection-padded batch) because ``keras.layers.RandomTranslation`` makes Keras
+  shift is a layer of our own (``RandomShift``, windows of the reflection-padded
+  batch) because ``keras.layers.RandomTranslation`` makes Keras
   turn XLA off for the whole model.
 
-``train(data, recipe)`` builds, trains and evaluates; ``ablation(data, recipe)``
-switches each idea off in turn and measures what it was worth.
+``train(train, evaluation, recipe)`` builds, trains and scores on the evaluation split
+(the validation split in the notebook); ``ablation`` switches each idea off in turn and
+measures, on the same split, what it was worth.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
-import types
 from dataclasses import asdict, dataclass, field, fields, replace
 
+import keras
 import numpy as np
+
+from helpers import accelerate, config, data, evaluation, training
 
 #: The ideas an ablation can switch off, each with the work that inspired it.
 IDEAS = {
@@ -54,7 +61,7 @@ IDEAS = {
     "label_smoothing": "label smoothing 0.2 (Szegedy et al. 2016; Page part 8; airbench)",
     "ema": "weight averaging, EMA of the weights (Polyak; Page part 8; hlb-CIFAR10)",
     "tta": "flip test-time augmentation (Page part 8; airbench)",
-    "one_cycle": "one-cycle learning-rate schedule (Smith & Topin 2017; Page part 1)",
+    "schedule": "warm-up then cosine decay of the learning rate (Goyal 2017; Loshchilov 2017)",
 }
 
 #: Per-channel mean and standard deviation of the CIFAR-10 training images (0-255 scale).
@@ -63,6 +70,11 @@ CIFAR_STD = (62.99, 62.09, 66.70)
 
 #: Pixels of the random shift used as augmentation.
 SHIFT_PIXELS = 2
+
+#: Side of the whitening patches, and the whitening layer's filters: 2·2·3 = 12
+#: eigenvectors of the patch covariance, each with its negative.
+PATCH = 2
+WHITEN_FILTERS = 2 * PATCH * PATCH * data.IMAGE_SHAPE[-1]
 
 
 class CapstoneError(ValueError):
@@ -85,7 +97,7 @@ class Recipe:
     warmup_fraction: float = 0.25
     whitening: bool = True
     tta: bool = True
-    one_cycle: bool = True
+    schedule: bool = True
     seed: int = 0
 
     def __post_init__(self):
@@ -111,14 +123,14 @@ class Recipe:
             )
 
     def without(self, idea: str) -> Recipe:
-        """The same recipe with one of ``IDEAS`` switched off (the one-cycle schedule is
-        replaced by a constant rate with the same average, half the peak)."""
+        """The same recipe with one of ``IDEAS`` switched off (without the schedule the
+        rate is constant at half the peak, about the schedule's average)."""
         changes = {
             "whitening": {"whitening": False},
             "label_smoothing": {"label_smoothing": 0.0},
             "ema": {"ema_momentum": 0.0},
             "tta": {"tta": False},
-            "one_cycle": {"one_cycle": False},
+            "schedule": {"schedule": False},
         }
         if idea not in changes:
             raise CapstoneError(f"unknown idea {idea!r}; choose one of {sorted(IDEAS)}")
@@ -133,8 +145,6 @@ def default_recipe(kind: str | None = None) -> Recipe:
     """The recipe for the current mode and device (``kind``, detected when None): the full
     network (``Recipe()``) on a GPU or TPU, ``CPU_RECIPE`` on a CPU, and with
     ``COURSE_FAST=1`` a narrow one for a few epochs of small batches."""
-    from helpers import config
-
     if config.is_fast():
         return Recipe(
             widths=(16, 32, 64), epochs=3, batch_size=64, learning_rate=0.05, ema_momentum=0.9
@@ -147,7 +157,9 @@ def default_recipe(kind: str | None = None) -> Recipe:
 # --- the model ---------------------------------------------------------------------------------
 
 
-def whitening_kernel(images: np.ndarray, patch: int = 2, eps: float = 5e-4, max_images: int = 2000):
+def whitening_kernel(
+    images: np.ndarray, patch: int = PATCH, eps: float = 5e-4, max_images: int = 2000
+):
     """A ``(patch, patch, 3, 2·3·patch²)`` convolution kernel that whitens image patches.
 
     The patches of the (normalised) ``images`` are decorrelated by the eigenvectors
@@ -178,156 +190,134 @@ def whitening_kernel(images: np.ndarray, patch: int = 2, eps: float = 5e-4, max_
     return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
 
 
+@keras.saving.register_keras_serializable(package="course_capstone")
+class RandomShift(keras.layers.Layer):
+    """Shifts each training image by up to ``pixels`` in each direction, independently per
+    image, filling the border by reflection; returns images unchanged at inference.
+
+    ``keras.layers.RandomTranslation`` does the same, but marks itself
+    ``supports_jit=False``, and one such layer makes Keras turn XLA off for the whole
+    model (on JAX the training step then runs uncompiled, op by op). This layer is static
+    slices and ``where``, so it compiles with XLA on every backend.
+    """
+
+    def __init__(self, pixels=SHIFT_PIXELS, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pixels, self.seed = int(pixels), seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=False):
+        if not training or self.pixels == 0:
+            return images
+        p, ops = self.pixels, keras.ops
+        height, width = images.shape[1], images.shape[2]
+        padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        offsets = keras.random.randint((ops.shape(images)[0], 2), 0, 2 * p + 1, seed=self.generator)
+        down, right = offsets[:, 0, None, None, None], offsets[:, 1, None, None, None]
+        # Each image picks one of the 2p + 1 windows per axis: static slices and a `where`
+        # (``ops.take_along_axis`` would do it too, but on TensorFlow it makes int64
+        # indices, and oneDNN then prints a warning on CPUs without AVX-512 int64 support).
+        rows = padded[:, :height]
+        for k in range(1, 2 * p + 1):
+            rows = ops.where(down == k, padded[:, k : k + height], rows)
+        shifted = rows[:, :, :width]
+        for k in range(1, 2 * p + 1):
+            shifted = ops.where(right == k, rows[:, :, k : k + width], shifted)
+        return shifted
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
+
+
+def whitening_layer(x_train=None, name="whiten"):
+    """The first convolution: ``WHITEN_FILTERS`` 2×2 filters without bias, set from
+    ``whitening_kernel(x_train)`` and frozen; with ``x_train=None`` an ordinary trainable
+    convolution of the same shape (the recipe without whitening)."""
+    whiten = keras.layers.Conv2D(
+        WHITEN_FILTERS, PATCH, use_bias=False, trainable=x_train is None, name=name
+    )
+    if x_train is not None:
+        whiten.build((None, *data.IMAGE_SHAPE))
+        whiten.set_weights([whitening_kernel(x_train)])
+    return whiten
+
+
+def conv_group(x, width: int, name: str):
+    """conv → max-pool → batch norm → GELU → conv → batch norm → GELU (notebook 07)."""
+    layers = keras.layers
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(x)
+    x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(x)
+    return layers.Activation("gelu", name=f"{name}_gelu2")(x)
+
+
 def build_capstone(
     recipe: Recipe | None = None, x_train: np.ndarray | None = None, name="capstone"
 ):
     """The capstone network for uint8 ``(32, 32, 3)`` images; softmax probabilities out.
 
-    With ``recipe.whitening`` the first 2×2 convolution is set from ``x_train``
-    (``whitening_kernel``) and frozen; without it, it is an ordinary trainable
-    convolution. Backend-agnostic (``keras.layers`` only); the output layers compute
-    in ``float32`` under mixed precision.
+    The network notebook 07 writes in its cells, packaged. With ``recipe.whitening`` the
+    first 2×2 convolution is set from ``x_train`` (``whitening_layer``) and frozen; without
+    it, it is an ordinary trainable convolution. Backend-agnostic (``keras.layers``
+    only); the output layers compute in ``float32`` under mixed precision.
     """
-    import keras
-
+    layers = keras.layers
     recipe = recipe or default_recipe()
     if recipe.whitening and x_train is None:
         raise CapstoneError("recipe.whitening needs the training images: pass x_train=")
-    inputs = keras.Input(shape=(32, 32, 3), dtype="uint8", name="image")
+    inputs = keras.Input(shape=data.IMAGE_SHAPE, dtype="uint8", name="image")
     x = keras.ops.cast(inputs, "float32")
-    x = keras.layers.RandomFlip("horizontal", seed=recipe.seed, name="flip")(x)
-    x = _keras_classes().RandomShift(SHIFT_PIXELS, seed=recipe.seed, name="shift")(x)
-    x = keras.layers.Normalization(
-        mean=CIFAR_MEAN, variance=[s * s for s in CIFAR_STD], name="normalize"
-    )(x)
-    whiten = keras.layers.Conv2D(
-        2 * 2 * 2 * 3, 2, use_bias=False, trainable=not recipe.whitening, name="whiten"
-    )
-    x = keras.layers.Activation("gelu", name="whiten_gelu")(whiten(x))
+    x = layers.RandomFlip("horizontal", seed=recipe.seed, name="flip")(x)
+    x = RandomShift(SHIFT_PIXELS, seed=recipe.seed, name="shift")(x)
+    variance = [s * s for s in CIFAR_STD]
+    x = layers.Normalization(mean=CIFAR_MEAN, variance=variance, name="normalize")(x)
+    whiten = whitening_layer(x_train if recipe.whitening else None)
+    x = layers.Activation("gelu", name="whiten_gelu")(whiten(x))
     for group, width in enumerate(recipe.widths, start=1):
-        for conv in (1, 2):
-            x = keras.layers.Conv2D(
-                width, 3, padding="same", use_bias=False, name=f"g{group}_conv{conv}"
-            )(x)
-            if conv == 1:
-                x = keras.layers.MaxPooling2D(2, name=f"g{group}_pool")(x)
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"g{group}_bn{conv}")(x)
-            x = keras.layers.Activation("gelu", name=f"g{group}_gelu{conv}")(x)
-    x = keras.layers.GlobalMaxPooling2D(name="gmp")(x)
-    x = keras.layers.Dense(10, use_bias=False, dtype="float32", name="logits")(x)
-    x = keras.layers.Rescaling(0.125, dtype="float32", name="logit_scale")(x)
-    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
-    model = keras.Model(inputs, outputs, name=name)
-    if recipe.whitening:
-        whiten.set_weights([whitening_kernel(x_train)])
-    return model
+        x = conv_group(x, width, name=f"g{group}")
+    x = layers.GlobalMaxPooling2D(name="gmp")(x)
+    x = layers.Dense(data.NUM_CLASSES, use_bias=False, dtype="float32", name="logits")(x)
+    x = layers.Rescaling(0.125, dtype="float32", name="logit_scale")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
 
 
 # --- training ----------------------------------------------------------------------------------
 
 
-@functools.cache
-def _keras_classes():
-    """The recipe's own Keras classes, defined once (Keras is imported lazily) and
-    registered so a saved capstone model loads again.
-
-    ``OneCycle`` is the schedule: a schedule, not a callback, because it is evaluated
-    inside every step, so it stays exact with ``steps_per_execution > 1``.
-    ``RandomShift`` is the augmentation: ``keras.layers.RandomTranslation`` does the
-    same, but marks itself ``supports_jit=False``, and one such layer makes Keras turn XLA
-    off for the whole model (on JAX the training step then runs uncompiled, op by op).
-    """
-    import keras
-
-    register = keras.saving.register_keras_serializable(package="course_capstone")
-    ops = keras.ops
-
-    @register
-    class RandomShift(keras.layers.Layer):
-        """Shifts each training image by up to ``pixels`` in each direction, independently
-        per image, filling the border by reflection; returns images unchanged at
-        inference. Two gathers, so it compiles with XLA on every backend."""
-
-        def __init__(self, pixels=2, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            self.pixels, self.seed = int(pixels), seed
-            self.generator = keras.random.SeedGenerator(seed)
-
-        def call(self, images, training=False):
-            if not training or self.pixels == 0:
-                return images
-            p = self.pixels
-            height, width = images.shape[1], images.shape[2]
-            padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
-            offsets = keras.random.randint(
-                (ops.shape(images)[0], 2), 0, 2 * p + 1, seed=self.generator
-            )
-            rows = ops.arange(height)[None, :] + offsets[:, :1]  # (batch, height)
-            cols = ops.arange(width)[None, :] + offsets[:, 1:]  # (batch, width)
-            shifted = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
-            return ops.take_along_axis(shifted, cols[:, None, :, None], axis=2)
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-        def get_config(self):
-            return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
-
-    @register
-    class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
-        def __init__(self, peak, total_steps, warmup_fraction=0.25):
-            self.peak, self.total_steps = float(peak), int(total_steps)
-            self.warmup_fraction = float(warmup_fraction)
-
-        def __call__(self, step):
-            ops = keras.ops
-            step = ops.cast(step, "float32")
-            warm = max(1.0, self.warmup_fraction * self.total_steps)
-            rise = step / warm
-            fall = (self.total_steps - step) / max(1.0, self.total_steps - warm)
-            return self.peak * ops.clip(ops.minimum(rise, fall), 0.0, 1.0)
-
-        def get_config(self):
-            return {
-                "peak": self.peak,
-                "total_steps": self.total_steps,
-                "warmup_fraction": self.warmup_fraction,
-            }
-
-    return types.SimpleNamespace(OneCycle=OneCycle, RandomShift=RandomShift)
-
-
-def one_cycle_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
-    """A ``keras.optimizers.schedules.LearningRateSchedule`` that rises linearly from 0 to
-    ``peak`` over the first ``warmup_fraction`` of ``total_steps``, then falls linearly to 0."""
+def lr_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
+    """Notebook 07's schedule, packaged: ``keras.optimizers.schedules.CosineDecay`` rising
+    linearly from 0 to ``peak`` over the first ``warmup_fraction`` of ``total_steps``, then
+    falling along a cosine to 0 at ``total_steps``. A schedule, not a callback: it is
+    evaluated inside every step, so it stays exact with ``steps_per_execution > 1``."""
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise CapstoneError(f"total_steps must be a positive integer, got {total_steps!r}")
     if not peak > 0 or not 0 <= warmup_fraction < 1:
         raise CapstoneError(
             f"peak must be positive and warmup_fraction in [0, 1), got {peak}, {warmup_fraction}"
         )
-    return _keras_classes().OneCycle(peak, total_steps, warmup_fraction)
+    warmup_steps = round(warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - warmup_steps),
+        warmup_target=float(peak),
+        warmup_steps=warmup_steps,
+    )
 
 
-def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None, *, budget=False):
-    """Compile with the recipe's optimizer (SGD, Nesterov, decoupled weight decay, optional
-    EMA), schedule and loss; ``fast_path`` (``helpers.accelerate.FastPath``) adds XLA and
-    ``steps_per_execution`` and sets the (scaled) learning rate. With ``budget=True`` the
-    learning rate is a plain number that a wall-clock callback sets (see ``train``)."""
-    import keras
-
-    from helpers import training
-
-    peak = fast_path.learning_rate if fast_path is not None else recipe.learning_rate
-    total = max(1, steps_per_epoch * recipe.epochs)
-    if not recipe.one_cycle:
-        schedule = peak / 2
-    elif budget:
-        schedule = peak
-    else:
-        schedule = one_cycle_schedule(peak, total, recipe.warmup_fraction)
+def make_optimizer(recipe: Recipe, learning_rate):
+    """Notebook 07's optimizer, packaged: SGD with Nesterov momentum, decoupled weight decay
+    (not on batch norm's ``gamma``/``beta``) and, when ``recipe.ema_momentum > 0``, an
+    exponential moving average of the weights that Keras writes into the model at the end
+    of ``fit``. ``learning_rate``: a number or a schedule (``lr_schedule``)."""
     optimizer = keras.optimizers.SGD(
-        learning_rate=schedule,
+        learning_rate=learning_rate,
         momentum=recipe.momentum,
         nesterov=True,
         weight_decay=recipe.weight_decay or None,
@@ -335,9 +325,20 @@ def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None
         ema_momentum=recipe.ema_momentum or 0.99,
     )
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta"])
+    return optimizer
+
+
+def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None):
+    """Compile with the recipe's optimizer (``make_optimizer``), schedule (``lr_schedule``
+    over ``recipe.epochs``, or a constant half of the peak without ``recipe.schedule``)
+    and loss; ``fast_path`` (``helpers.accelerate.FastPath``) adds XLA and
+    ``steps_per_execution`` and sets the (scaled) peak learning rate."""
+    peak = fast_path.learning_rate if fast_path is not None else recipe.learning_rate
+    total = max(1, steps_per_epoch * recipe.epochs)
+    rate = lr_schedule(peak, total, recipe.warmup_fraction) if recipe.schedule else peak / 2
     extra = fast_path.compile_kwargs() if fast_path is not None else {}
     model.compile(
-        optimizer=optimizer,
+        optimizer=make_optimizer(recipe, rate),
         loss=training.smoothed_loss(recipe.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **extra,
@@ -348,8 +349,6 @@ def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None
 def flip_tta_model(model):
     """A model that returns the average of ``model``'s predictions for each image and its
     mirror image (flip test-time augmentation), compiled for ``evaluate``."""
-    import keras
-
     inputs = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
     mirrored = keras.ops.flip(inputs, axis=2)  # (batch, height, width, channels)
     outputs = keras.layers.Average(dtype="float32", name="flip_tta")(
@@ -365,32 +364,14 @@ def flip_tta_model(model):
 
 def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 250):
     """Class probabilities for uint8 ``images``; with ``tta`` the average of the predictions
-    for each image and its mirror image (``flip_tta_model``). ``batch_size`` 250: on a CPU
-    a batch of 1,000 held 600 MB of activations, which the kernel then kept."""
-    if tta:
-        model = flip_tta_model(model)
-    return model.predict(images, batch_size=batch_size, verbose=0)
-
-
-@dataclass
-class Result:
-    """What one capstone run measured. ``train_seconds`` covers building the whitening
-    layer, compiling and fitting (first-step compilation included)."""
-
-    recipe: dict
-    test_accuracy: float
-    test_accuracy_no_tta: float
-    train_seconds: float
-    epochs_run: float
-    images_per_second: float
-    fast_path: dict = field(default_factory=dict)
-    distribution: str = "single"
-    history: dict = field(default_factory=dict)
-    model: object = field(default=None, repr=False, compare=False)
-
-    def as_row(self) -> dict:
-        """A flat dict for tables and JSON files (without the history and the model)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ROW}
+    for each image and its mirror image (what ``flip_tta_model`` computes). Batch by batch
+    with ``evaluation.predict_proba`` (no new TensorFlow graph per model, so an ablation's
+    many models print no retracing warnings); ``batch_size`` 250: on a CPU a batch of
+    1,000 held 600 MB of activations, which the kernel then kept."""
+    plain = evaluation.predict_proba(model, images, batch_size)
+    if not tta:
+        return plain
+    return (plain + evaluation.predict_proba(model, images[:, :, ::-1], batch_size)) / 2
 
 
 @dataclass
@@ -405,16 +386,26 @@ class Fitted:
     history: dict
 
 
+def _fast_path_for(recipe: Recipe, replicas: int):
+    """The device's fast path with the recipe's batch and learning rate, both multiplied by
+    ``replicas`` (the linear scaling rule)."""
+    fast_path = accelerate.fast_path_settings(
+        batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        reference_batch_size=recipe.batch_size,
+    )
+    if replicas > 1:
+        fast_path = replace(
+            fast_path,
+            count=replicas,
+            batch_size=recipe.batch_size * replicas,
+            learning_rate=recipe.learning_rate * replicas,
+        )
+    return fast_path
+
+
 def fit(
-    x,
-    y,
-    recipe: Recipe | None = None,
-    *,
-    fast_path=None,
-    plan=None,
-    budget_seconds: float | None = None,
-    callbacks=(),
-    verbose: int = 0,
+    x, y, recipe: Recipe | None = None, *, fast_path=None, plan=None, callbacks=(), verbose=0
 ) -> Fitted:
     """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
@@ -422,42 +413,13 @@ def fit(
     precision, XLA, ``steps_per_execution``, the scaled batch and learning rate and
     the training set kept on the device (``resident_data``);
     by default it is chosen from the device, with the recipe's batch and learning rate.
-    ``plan`` (``helpers.distribute``) trains on several devices. With ``budget_seconds``
-    training stops when the budget is spent and the one-cycle schedule runs on wall time
-    (``helpers.training.OneCycle``), so it still ends annealed; ``recipe.epochs`` is then
-    an upper bound. ``callbacks`` go to Keras's ``fit``. The time covers building the
-    whitening layer, compiling and training (first-step compilation included).
+    ``plan`` (``helpers.distribute``) trains on several devices. ``callbacks`` go to
+    Keras's ``fit``. The time covers building the whitening layer, compiling and
+    training (first-step compilation included).
     """
-    import keras
-
-    from helpers import accelerate, training
-
     recipe = recipe or default_recipe()
-    replicas = plan.replicas if plan is not None else 1
     if fast_path is None:
-        fast_path = accelerate.fast_path_settings(
-            batch_size=recipe.batch_size,
-            learning_rate=recipe.learning_rate,
-            reference_batch_size=recipe.batch_size,
-        )
-        if replicas > 1:
-            fast_path = replace(
-                fast_path,
-                count=replicas,
-                batch_size=recipe.batch_size * replicas,
-                learning_rate=recipe.learning_rate * replicas,
-            )
-    budget_callbacks = []
-    if budget_seconds:
-        budget_callbacks.append(training.TimeBudget(budget_seconds))
-        if recipe.one_cycle:
-            budget_callbacks.append(
-                training.OneCycle(
-                    fast_path.learning_rate,
-                    budget_seconds=budget_seconds,
-                    warmup=recipe.warmup_fraction,
-                )
-            )
+        fast_path = _fast_path_for(recipe, plan.replicas if plan is not None else 1)
     keras.utils.set_random_seed(recipe.seed)
     steps_per_epoch = math.ceil(len(x) / fast_path.batch_size)
     scope = plan.scope() if plan is not None else contextlib.nullcontext()
@@ -468,12 +430,12 @@ def fit(
         if fast_path.resident_data:
             trainer = accelerate.resident_data_model(model, x)
             inputs = accelerate.resident_indices(x)
-        compile_capstone(trainer, recipe, steps_per_epoch, fast_path, budget=bool(budget_seconds))
+        compile_capstone(trainer, recipe, steps_per_epoch, fast_path)
         history = trainer.fit(
             inputs,
             y,
             epochs=recipe.epochs,
-            callbacks=[*budget_callbacks, *callbacks],
+            callbacks=list(callbacks),
             verbose=verbose,
             **fast_path.fit_kwargs(),
         )
@@ -495,21 +457,53 @@ def fit(
     )
 
 
-def train(data, recipe: Recipe | None = None, **options) -> Result:
-    """``fit`` the capstone on ``data`` (a ``helpers.data.Cifar10``) and measure its test
-    accuracy with and without flip TTA. ``options`` go to ``fit`` (``fast_path``,
-    ``plan``, ``budget_seconds``, ``callbacks``, ``verbose``)."""
+@dataclass
+class Result:
+    """What one capstone run measured: ``accuracy`` (with flip TTA when the recipe has it)
+    and ``accuracy_no_tta`` on the ``split`` it was scored on. ``train_seconds`` covers
+    building the whitening layer, compiling and fitting (first-step compilation included)."""
+
+    recipe: dict
+    split: str
+    accuracy: float
+    accuracy_no_tta: float
+    train_seconds: float
+    epochs_run: float
+    images_per_second: float
+    fast_path: dict = field(default_factory=dict)
+    distribution: str = "single"
+    history: dict = field(default_factory=dict)
+    model: object = field(default=None, repr=False, compare=False)
+
+    def as_row(self) -> dict:
+        """A flat dict for tables and JSON files (without the history and the model)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ROW}
+
+
+_NOT_IN_ROW = ("history", "model")
+
+
+def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
+def train(train, evaluation, recipe: Recipe | None = None, *, split="validation", **options):
+    """``fit`` the capstone on ``train`` (``(x, y)``, uint8 images and labels) and score it
+    on ``evaluation`` (``(x, y)``, named ``split``: keep the test set for the end), with and
+    without flip TTA. ``options`` go to ``fit`` (``fast_path``, ``plan``, ``callbacks``,
+    ``verbose``). Returns a ``Result``."""
     recipe = recipe or default_recipe()
-    fitted = fit(data.x_train, data.y_train, recipe, **options)
+    (x, y), (x_eval, y_eval) = train, evaluation
+    fitted = fit(x, y, recipe, **options)
     plan = options.get("plan")
-    scope = plan.scope() if plan is not None else contextlib.nullcontext()
-    with scope:
-        plain = predict(fitted.model, data.x_test, tta=False)
-        mirrored = predict(fitted.model, np.ascontiguousarray(data.x_test[:, :, ::-1]), tta=False)
+    with plan.scope() if plan is not None else contextlib.nullcontext():
+        plain = predict(fitted.model, x_eval, tta=False)
+        mirrored = predict(fitted.model, x_eval[:, :, ::-1], tta=False)
     return Result(
         recipe=asdict(recipe),
-        test_accuracy=_accuracy((plain + mirrored) / 2 if recipe.tta else plain, data.y_test),
-        test_accuracy_no_tta=_accuracy(plain, data.y_test),
+        split=split,
+        accuracy=_accuracy((plain + mirrored) / 2 if recipe.tta else plain, y_eval),
+        accuracy_no_tta=_accuracy(plain, y_eval),
         train_seconds=fitted.seconds,
         epochs_run=fitted.epochs_trained,
         images_per_second=fitted.images_per_second,
@@ -520,51 +514,39 @@ def train(data, recipe: Recipe | None = None, **options) -> Result:
     )
 
 
-def bench_train(x, y, budget_seconds, callbacks=(), recipe: Recipe | None = None) -> Fitted:
-    """The capstone as a ``benchmarks/bench.py`` recipe: the device's recipe
-    (``default_recipe``) trained within ``budget_seconds`` (with at most 1000 epochs), and
-    a ``.model`` that includes flip TTA, so the harness's ``evaluate`` measures it."""
-    recipe = replace(recipe or default_recipe(), epochs=1000)
-    fitted = fit(x, y, recipe, budget_seconds=budget_seconds, callbacks=callbacks, verbose=2)
-    if recipe.tta:
-        fitted.model = flip_tta_model(fitted.model)
-    return fitted
-
-
-_NOT_IN_ROW = ("history", "model")
-
-
-def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
-
-
 def ablation(
-    data, recipe: Recipe | None = None, ideas=tuple(IDEAS), *, full: Result | None = None, **options
+    train_split,
+    evaluation,
+    recipe: Recipe | None = None,
+    ideas=tuple(IDEAS),
+    *,
+    full: Result | None = None,
+    split="validation",
+    **options,
 ) -> list[dict]:
-    """Train the full recipe, then the recipe without each idea in ``ideas``; return rows
-    ``{"variant", "idea", "test_accuracy", "gain", "train_seconds"}`` where ``gain`` is the
-    full recipe's accuracy minus the variant's (what the idea was worth in this run).
+    """Train the full recipe, then the recipe without each idea in ``ideas``, each on
+    ``train_split`` and scored on ``evaluation`` (named ``split``); return rows
+    ``{"variant", "idea", "<split> accuracy", "gain", "train_seconds"}`` where ``gain`` is
+    the full recipe's accuracy minus the variant's (what the idea was worth in this run).
 
-    Pass ``full`` (a ``Result`` of ``train(data, recipe)``) to reuse a run already done.
-    Flip TTA needs no retraining: its row uses the full run's predictions without it.
-    ``options`` go to ``train`` (e.g. ``budget_seconds``).
+    Pass ``full`` (a ``Result`` of ``train`` on the same splits) to reuse a run already
+    done. Flip TTA needs no retraining: its row uses the full run's predictions without it.
+    ``options`` go to ``train``.
     """
     recipe = recipe or default_recipe()
     unknown = set(ideas) - set(IDEAS)
     if unknown:
         raise CapstoneError(f"unknown ideas {sorted(unknown)}; choose from {sorted(IDEAS)}")
     if full is None:
-        full = train(data, recipe, **options)
-    rows = [_row("full recipe", "", full.test_accuracy, full, full.test_accuracy)]
+        full = train(train_split, evaluation, recipe, split=split, **options)
+    rows = [_row("full recipe", "", full.accuracy, full, full)]
     for idea in ideas:
         if idea == "tta":
-            rows.append(
-                _row("without tta", idea, full.test_accuracy_no_tta, full, full.test_accuracy)
-            )
+            rows.append(_row("without tta", idea, full.accuracy_no_tta, full, full))
             continue
-        result = train(data, recipe.without(idea), **options)
-        rows.append(_row(f"without {idea}", idea, result.test_accuracy, result, full.test_accuracy))
-        _forget(result)
+        variant = train(train_split, evaluation, recipe.without(idea), split=split, **options)
+        rows.append(_row(f"without {idea}", idea, variant.accuracy, variant, full))
+        _forget(variant)
     return rows
 
 
@@ -572,17 +554,15 @@ def _forget(result: Result) -> None:
     """Free a finished variant before the next one trains: its model, and what Keras and
     TensorFlow keep of it (graphs, kernel caches). Otherwise two variants are alive at once,
     which on Binder's 2 GB matters."""
-    import keras
-
     result.model = None
     keras.backend.clear_session()
 
 
-def _row(variant: str, idea: str, accuracy: float, result: Result, full_accuracy: float) -> dict:
+def _row(variant: str, idea: str, accuracy: float, result: Result, full: Result) -> dict:
     return {
         "variant": variant,
         "idea": IDEAS.get(idea, "all ideas on"),
-        "test_accuracy": round(accuracy, 4),
-        "gain": round(full_accuracy - accuracy, 4),
+        f"{full.split} accuracy": round(accuracy, 4),
+        "gain": round(full.accuracy - accuracy, 4),
         "train_seconds": round(result.train_seconds, 1),
     }

@@ -30,6 +30,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import keras
+
+from helpers import config
+
 STRATEGIES = ("single", "mirrored", "data_parallel", "tpu")
 
 
@@ -99,13 +103,8 @@ def choose_plan(
         raise DistributeError(
             f"unknown Keras backend {backend!r}; expected tensorflow, jax or torch"
         )
-    devices = [str(d) for d in devices]
-    by_kind: dict[str, list[str]] = {}
-    for position, device in enumerate(devices):
-        kind = _kind(device)
-        by_kind.setdefault(kind, []).append(f"{kind}:{_index(device, position)}")
+    by_kind = _by_kind(devices)
     tpus, gpus, cpus = by_kind.get("TPU", []), by_kind.get("GPU", []), by_kind.get("CPU", [])
-
     if backend == "tensorflow" and (tpu_address is not None or tpus):
         return Plan(
             "tpu",
@@ -115,31 +114,8 @@ def choose_plan(
             tpu_address=tpu_address if tpu_address is not None else "local",
         )
     for kind, found in (("TPU", tpus), ("GPU", gpus), ("CPU", cpus if allow_cpu else [])):
-        if len(found) < 2:
-            continue
-        if backend == "tensorflow":
-            return Plan(
-                "mirrored",
-                backend,
-                tuple(found),
-                f"{len(found)} {kind}s: MirroredStrategy keeps a copy of the model on each "
-                "and averages their gradients (all-reduce) after every batch",
-            )
-        if backend == "jax":
-            return Plan(
-                "data_parallel",
-                backend,
-                tuple(found),
-                f"{len(found)} {kind}s: keras.distribution.DataParallel shards each batch "
-                "over a 1-D device mesh and replicates the weights",
-            )
-        return Plan(
-            "single",
-            backend,
-            (found[0],),
-            f"{len(found)} {kind}s, but the {backend} backend has no Keras data-parallel "
-            "strategy here: training on one device",
-        )
+        if len(found) >= 2:
+            return _replicated_plan(backend, kind, found)
     single = (tpus or gpus or ["CPU:0"])[:1]
     return Plan(
         "single",
@@ -149,28 +125,55 @@ def choose_plan(
     )
 
 
-def visible_devices(backend: str | None = None) -> list[str]:
-    """The accelerator and CPU devices the Keras backend sees, as ``"KIND:i"`` names."""
-    import keras
+def _by_kind(devices: Sequence[str]) -> dict[str, list[str]]:
+    """``{"GPU": ["GPU:0", "GPU:1"], ...}``: the devices in ``"KIND:i"`` form, by kind."""
+    by_kind: dict[str, list[str]] = {}
+    for position, device in enumerate(str(d) for d in devices):
+        kind = _kind(device)
+        by_kind.setdefault(kind, []).append(f"{kind}:{_index(device, position)}")
+    return by_kind
 
+
+def _replicated_plan(backend: str, kind: str, found: list[str]) -> Plan:
+    """The plan for two or more devices of one ``kind`` on ``backend``."""
+    if backend == "tensorflow":
+        return Plan(
+            "mirrored",
+            backend,
+            tuple(found),
+            f"{len(found)} {kind}s: MirroredStrategy keeps a copy of the model on each "
+            "and averages their gradients (all-reduce) after every batch",
+        )
+    if backend == "jax":
+        return Plan(
+            "data_parallel",
+            backend,
+            tuple(found),
+            f"{len(found)} {kind}s: keras.distribution.DataParallel shards each batch "
+            "over a 1-D device mesh and replicates the weights",
+        )
+    return Plan(
+        "single",
+        backend,
+        (found[0],),
+        f"{len(found)} {kind}s, but the {backend} backend has no Keras data-parallel "
+        "strategy here: training on one device",
+    )
+
+
+def cpu_devices(backend: str | None = None) -> list[str]:
+    """The CPU devices the Keras backend sees, as ``"CPU:i"`` names: one, unless the backend
+    was asked to split the host (TensorFlow logical devices, JAX's
+    ``--xla_force_host_platform_device_count``), which only demonstrations and tests do."""
     backend = backend or keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return [
-            f"{kind}:{i}"
-            for kind in ("TPU", "GPU", "CPU")
-            for i, _ in enumerate(tf.config.list_logical_devices(kind))
-        ]
+        return [f"CPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("CPU"))]
     if backend == "jax":
         import jax
 
-        return [f"{d.platform.upper()}:{d.id}" for d in jax.devices()]
-    if backend == "torch":
-        import torch
-
-        gpus = [f"GPU:{i}" for i in range(torch.cuda.device_count())]
-        return gpus + ["CPU:0"]
+        return [f"CPU:{d.id}" for d in jax.devices("cpu")]
     return ["CPU:0"]
 
 
@@ -187,13 +190,18 @@ def colab_tpu_address(environ=None) -> str | None:
 
 
 def detect_plan(*, allow_cpu: bool = False) -> Plan:
-    """``choose_plan`` for this machine and the current Keras backend."""
-    import keras
-
+    """``choose_plan`` for this machine and the current Keras backend: the accelerator kind
+    and count come from ``config.detect_accelerator()`` (the course's one device probe);
+    the CPU's devices are listed only with ``allow_cpu``."""
     backend = keras.backend.backend()
+    kind, count = config.detect_accelerator()
+    if kind != "CPU":
+        devices = [f"{kind}:{i}" for i in range(count)]
+    else:
+        devices = cpu_devices(backend) if allow_cpu else ["CPU:0"]
     return choose_plan(
         backend,
-        visible_devices(backend),
+        devices,
         tpu_address=colab_tpu_address() if backend == "tensorflow" else None,
         allow_cpu=allow_cpu,
     )
@@ -225,8 +233,6 @@ def make_strategy(plan: Plan):
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     if plan.strategy == "data_parallel":
-        import keras
-
         kinds = {_kind(d) for d in plan.devices}
         names = keras.distribution.list_devices(kinds.pop().lower())
         wanted = {int(d.rsplit(":", 1)[1]) for d in plan.devices}
@@ -241,8 +247,6 @@ def _scope(plan: Plan) -> Iterator[object]:
     if strategy is None:
         yield None
     elif plan.strategy == "data_parallel":
-        import keras
-
         previous = keras.distribution.distribution()
         keras.distribution.set_distribution(strategy)
         try:

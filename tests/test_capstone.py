@@ -1,5 +1,6 @@
-"""helpers.capstone: the whitening layer, the recipe's options, the schedule, and a run of
-the whole recipe (and its ablation) on tiny data."""
+"""helpers.capstone: the whitening layer, the recipe's options, the schedule and the
+optimizer, and a run of the whole recipe (and its ablation, on a validation split) on tiny
+data."""
 
 import weakref
 
@@ -69,7 +70,7 @@ def test_the_model_uses_the_frozen_whitening_layer(tiny):
         ("label_smoothing", "label_smoothing", 0.0),
         ("ema", "ema_momentum", 0.0),
         ("tta", "tta", False),
-        ("one_cycle", "one_cycle", False),
+        ("schedule", "schedule", False),
     ],
 )
 def test_recipe_without_switches_one_idea_off(idea, field, value):
@@ -107,15 +108,38 @@ def test_default_recipe_is_small_in_fast_mode(monkeypatch):
     assert sum(fast.widths) < sum(full.widths) and fast.epochs <= full.epochs
 
 
-def test_one_cycle_schedule_rises_then_falls_to_zero():
+def test_lr_schedule_warms_up_linearly_then_decays_along_a_cosine_to_zero():
     import keras
 
-    schedule = capstone.one_cycle_schedule(0.4, total_steps=100, warmup_fraction=0.25)
-    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 50, 100)]
-    assert rates == pytest.approx([0.0, 0.16, 0.4, 0.4 * 50 / 75, 0.0], abs=1e-6)
-    assert schedule.get_config() == {"peak": 0.4, "total_steps": 100, "warmup_fraction": 0.25}
+    schedule = capstone.lr_schedule(0.4, total_steps=100, warmup_fraction=0.25)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 62.5, 100)]
+    # warm-up: 0 -> 0.4 over 25 steps; then 0.4 * (1 + cos(pi * t)) / 2 over the 75 others
+    assert rates == pytest.approx([0.0, 0.16, 0.4, 0.2, 0.0], abs=1e-6)
+    config = schedule.get_config()
+    assert (config["warmup_steps"], config["decay_steps"], config["warmup_target"]) == (25, 75, 0.4)
     with pytest.raises(CapstoneError):
-        capstone.one_cycle_schedule(0.4, total_steps=0)
+        capstone.lr_schedule(0.4, total_steps=0)
+
+
+def test_optimizer_is_sgd_nesterov_with_weight_decay_and_ema():
+    import keras
+
+    optimizer = capstone.make_optimizer(TINY, 0.1)
+    config = optimizer.get_config()
+    assert isinstance(optimizer, keras.optimizers.SGD) and config["nesterov"] and config["use_ema"]
+    assert config["momentum"] == TINY.momentum and config["ema_momentum"] == TINY.ema_momentum
+    assert config["weight_decay"] == pytest.approx(TINY.weight_decay)
+    assert not capstone.make_optimizer(TINY.without("ema"), 0.1).get_config()["use_ema"]
+
+
+def test_whitening_layer_is_a_frozen_conv_set_from_the_images():
+    images = _smooth_images()
+    layer = capstone.whitening_layer(images)
+    assert not layer.trainable and not layer.use_bias
+    assert layer.count_params() == 2 * 2 * 3 * capstone.WHITEN_FILTERS
+    np.testing.assert_allclose(layer.get_weights()[0], capstone.whitening_kernel(images))
+    assert capstone.whitening_layer().trainable
 
 
 def test_random_shift_moves_each_image_within_the_reflected_border():
@@ -165,48 +189,62 @@ def test_flip_tta_averages_an_image_and_its_mirror(tiny):
 
 
 def test_train_runs_the_recipe_and_reports_what_it_measured(tiny):
-    result = capstone.train(tiny, TINY)
-    assert result.epochs_run == 2
+    result = capstone.train((tiny.x_train, tiny.y_train), (tiny.x_test, tiny.y_test), TINY)
+    assert result.split == "validation" and result.epochs_run == 2
     assert len(result.history["loss"]) == 2
-    assert 0 <= result.test_accuracy <= 1 and 0 <= result.test_accuracy_no_tta <= 1
+    assert 0 <= result.accuracy <= 1 and 0 <= result.accuracy_no_tta <= 1
     assert result.train_seconds > 0
     assert result.images_per_second == pytest.approx(2 * 100 / result.train_seconds)
     assert result.fast_path["kind"] == "CPU" and result.fast_path["batch_size"] == 16
     row = result.as_row()
     assert "history" not in row and "model" not in row and row["recipe"]["widths"] == (8, 8, 16)
-    # The EMA weights are in the model: its predictions give the reported accuracy.
+    # The EMA weights are in the model: its predictions give the reported accuracy, and
+    # the flip-TTA model that evaluate() uses agrees.
     labels = np.argmax(capstone.predict(result.model, tiny.x_test), axis=1)
-    assert np.mean(labels == tiny.y_test) == pytest.approx(result.test_accuracy)
+    assert np.mean(labels == tiny.y_test) == pytest.approx(result.accuracy)
+    tta = capstone.flip_tta_model(result.model)
+    _, accuracy = tta.evaluate(tiny.x_test, tiny.y_test, verbose=0)
+    assert accuracy == pytest.approx(result.accuracy, abs=1e-6)
 
 
-def test_a_time_budget_stops_training_early(tiny):
-    long = Recipe(widths=(8, 8, 8), epochs=500, batch_size=16, ema_momentum=0.9)
-    result = capstone.train(tiny, long, budget_seconds=3)
-    assert 0 < result.epochs_run < 500
-    assert result.train_seconds < 120  # far less than 500 epochs would take
+def test_fit_takes_callbacks_and_has_no_time_budget_of_its_own(tiny):
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    recipe = Recipe(widths=(8, 8, 8), epochs=5, batch_size=25, ema_momentum=0.9)
+    fitted = capstone.fit(tiny.x_train, tiny.y_train, recipe, callbacks=[Stop()])
+    assert fitted.epochs_trained == 1 and fitted.seconds > 0
+    assert fitted.model.name == "capstone"
+    with pytest.raises(TypeError):
+        capstone.fit(tiny.x_train, tiny.y_train, recipe, budget_seconds=3)
 
 
-def test_ablation_has_one_row_per_idea(tiny):
+def test_ablation_has_one_row_per_idea_scored_on_the_given_split(tiny):
     recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
-    rows = capstone.ablation(tiny, recipe, ideas=("tta", "label_smoothing"))
+    splits = (tiny.x_train, tiny.y_train), (tiny.x_test, tiny.y_test)
+    rows = capstone.ablation(*splits, recipe, ideas=("tta", "label_smoothing"))
     assert [r["variant"] for r in rows] == [
         "full recipe",
         "without tta",
         "without label_smoothing",
     ]
-    full = rows[0]["test_accuracy"]
+    full = rows[0]["validation accuracy"]
     for row in rows:
-        assert row["gain"] == pytest.approx(full - row["test_accuracy"], abs=1e-4)
+        assert row["gain"] == pytest.approx(full - row["validation accuracy"], abs=1e-4)
         assert row["idea"]
     assert rows[1]["train_seconds"] == rows[0]["train_seconds"]  # TTA needs no new run
     with pytest.raises(CapstoneError, match="unknown ideas"):
-        capstone.ablation(tiny, recipe, ideas=("mixup",))
+        capstone.ablation(*splits, recipe, ideas=("mixup",))
 
 
 def test_ablation_frees_each_variant_before_the_next_trains(tiny, monkeypatch):
     """On Binder's 2 GB, two variants' models must not be alive at the same time."""
     recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
-    full = capstone.train(tiny, recipe)
+    splits = (tiny.x_train, tiny.y_train), (tiny.x_test, tiny.y_test)
+    full = capstone.train(*splits, recipe)
     real_train, variant_models = capstone.train, []
 
     def train_and_check(*args, **kwargs):
@@ -217,15 +255,6 @@ def test_ablation_frees_each_variant_before_the_next_trains(tiny, monkeypatch):
         return result
 
     monkeypatch.setattr(capstone, "train", train_and_check)
-    capstone.ablation(tiny, recipe, ideas=("label_smoothing", "ema"), full=full)
+    capstone.ablation(*splits, recipe, ideas=("label_smoothing", "ema"), full=full)
     assert len(variant_models) == 2
     assert full.model is not None  # the run passed in is the caller's, left as it was
-
-
-def test_bench_train_gives_the_harness_a_model_with_flip_tta(tiny):
-    recipe = Recipe(widths=(8, 8, 8), batch_size=25, ema_momentum=0.9)
-    fitted = capstone.bench_train(tiny.x_train, tiny.y_train, 3, recipe=recipe)  # 3 s budget
-    assert fitted.model.name.endswith("_flip_tta")
-    assert fitted.epochs_trained > 0 and fitted.seconds > 0
-    _, accuracy = fitted.model.evaluate(tiny.x_test, tiny.y_test, verbose=0)
-    assert 0 <= accuracy <= 1

@@ -227,7 +227,7 @@ def test_generalization_gap_uses_the_same_measure_on_both_sides():
     class Lookup:
         """Predicts class 0 for every image whose first value is 0, else class 1."""
 
-        def predict(self, x, batch_size=None, verbose=0):
+        def __call__(self, x, training=False):
             first = np.asarray(x)[:, 0]
             return np.stack([first == 0, first != 0], axis=1).astype(float)
 
@@ -235,3 +235,17 @@ def test_generalization_gap_uses_the_same_measure_on_both_sides():
     x_val, y_val = np.array([[0], [1], [1], [1]]), np.array([0, 0, 0, 1])  # 2 of 4 right
     out = evaluation.generalization_gap(Lookup(), (x_train, y_train), (x_val, y_val))
     assert out == {"train accuracy": 1.0, "val accuracy": 0.5, "gap": 0.5}
+
+
+def test_predict_proba_gives_what_predict_gives_batch_by_batch():
+    """Called directly on each batch, so predicting with many models traces no graphs."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(flat))
+    proba = evaluation.predict_proba(model, x, batch_size=128)  # 128 + 128 + 44
+    assert proba.shape == (300, 10) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba, model.predict(x, verbose=0), atol=1e-6)
