@@ -196,7 +196,7 @@ def _recommended(x, y, budget_seconds, callbacks):
 
 @register(
     "capstone",
-    "capstone (notebook 07): whitened ResNet-ish net, SGD-Nesterov with warm-up and decay "
+    "capstone (notebook 07): whitened plain convolutional net, SGD-Nesterov with warm-up and decay "
     "planned for the budget, label smoothing 0.2, EMA, flip TTA; CPU-sized on a CPU",
 )
 def _capstone(x, y, budget_seconds, callbacks):

@@ -1,9 +1,12 @@
 """Shared helpers of the course "Deep Learning for Image Recognition with Keras".
 
-One module per concern; each is introduced by the notebook that first needs it:
-``config`` (mode, seeds, device), ``data`` (CIFAR-10), and later models,
-training, evaluation, plots and widgets. Importing this package is cheap: the
-deep-learning libraries load only when a function needs them.
+Plumbing a learner can skip, and code a notebook has already shown, packaged for the
+notebooks after it; one module per concern: ``config`` (mode, seeds, device; imports
+nothing of ours), ``data`` and ``cifar_files`` (CIFAR-10, read safely), ``models``,
+``training`` and ``runner`` (fit with resume), ``widgets`` (the panel), ``evaluation``,
+``plots`` (draws what it is given), ``transfer``, ``capstone``, ``accelerate``,
+``distribute`` and ``upload``. ``import helpers`` is cheap; the modules that build or
+train models import Keras when they are imported.
 """
 
 __version__ = "0.1.0"

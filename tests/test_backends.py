@@ -40,12 +40,10 @@ def check(name, model):
         "output_dtype": str(model.output.dtype),
     }
 
-for name in ("tutorial", "baseline", "recommended"):
-    builder = getattr(models, f"build_{name}", None)
-    if builder is not None:
-        model = builder()
-        training.compile_model(model)
-        check(name, model)
+for name in ("baseline", "recommended"):
+    model = getattr(models, f"build_{name}")()
+    training.compile_model(model)
+    check(name, model)
 
 recipe = capstone.Recipe(widths=(8, 8, 16), epochs=1, batch_size=32, ema_momentum=0.9)
 for policy in ("float32", "mixed_bfloat16"):
@@ -105,7 +103,7 @@ def test_every_course_model_trains_on_the_backend(backend):
     assert report["backend"] == backend
     seen = report["models"]
     assert {"capstone-float32", "capstone-mixed_bfloat16"} <= set(seen)
-    for name in ("tutorial", "baseline", "recommended"):
+    for name in ("baseline", "recommended"):
         assert name in seen, f"helpers.models.build_{name} did not run on {backend}"
     for name, row in seen.items():
         assert row["shape"] == [8, 10], name
