@@ -66,7 +66,9 @@ def test_postbuild_runs_after_the_repository_is_copied(dockerfile):
     script = (ROOT / "binder" / "postBuild").read_text()
     assert re.search(r"pip install --no-deps -e \.", script), "postBuild installs helpers"
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'packages\s*=\s*\["helpers"\]', pyproject), "the package is helpers"
+    assert re.search(r'packages\s*=\s*\["helpers", "exercises"\]', pyproject), (
+        "the packages are helpers and exercises"
+    )
 
 
 def test_environment_pins_python_and_every_package(repo2docker):
