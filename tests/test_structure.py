@@ -58,6 +58,16 @@ REQUIRED_CALLS = {
         "keras.callbacks.EarlyStopping(",
     ],
     "07": ["use_ema=True", "layers.Conv2D(", "trainable=False"],
+    "08": [
+        "layers.SeparableConv2D(",
+        "layers.Add()",
+        "layers.GlobalAveragePooling2D(",
+        "keras.callbacks.Callback",
+        "kt.BayesianOptimization",
+        "hp.Int(",
+        'sampling="log"',
+        "overwrite=False",
+    ],
     "09": [
         "layers.Conv2DTranspose(",
         "layers.GRU(",
