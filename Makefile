@@ -76,14 +76,15 @@ bench: $(STAMP)
 
 # Colab profile: a second virtualenv with Colab's TensorFlow, Keras and ipywidgets
 # (requirements-colab.txt, helpers added with --no-deps as on Colab) runs the helpers'
-# unit tests and notebooks 00 and 03 in fast mode. Its checkpoints and saved models go to
+# and exercises' unit tests and notebooks 00 and 03 in fast mode (the solved-notebook runs,
+# structure and hygiene checks do not depend on versions and run in `make test`). Its checkpoints and saved models go to
 # artifacts/colab-profile: an older Keras cannot read what a newer one saved.
 COLAB_VENV  := .venv-colab
 COLAB_PY    := $(COLAB_VENV)/bin/python
 COLAB_STAMP := $(COLAB_VENV)/.installed
 COLAB_TESTS := tests $(wildcard notebooks/00_*.ipynb notebooks/03_*.ipynb) \
 	$(addprefix --ignore=tests/,test_hygiene.py test_browser.py test_binder.py \
-		test_binder_env.py test_workflow.py test_lab.py)
+		test_binder_env.py test_workflow.py test_lab.py test_structure.py test_exercises.py)
 
 $(COLAB_STAMP): requirements-colab.txt pyproject.toml
 	test -x $(COLAB_PY) || $(PYTHON) -m venv $(COLAB_VENV)
