@@ -65,7 +65,7 @@ def current_mode(environ: Mapping[str, str] | None = None) -> Mode:
         return FULL
     raise ValueError(
         f"{FAST_ENV}={raw!r} is not a valid mode. Use {FAST_ENV}=1 for the fast mode "
-        f"(small data, 1-2 epochs) or leave it unset (or {FAST_ENV}=0) for the full course."
+        f"(small data, a few epochs) or leave it unset (or {FAST_ENV}=0) for the full course."
     )
 
 
@@ -209,7 +209,7 @@ def banner(seed: int) -> str:
     sizes = (
         "full CIFAR-10"
         if not mode.fast
-        else (f"{mode.train_size:,} train / {mode.test_size:,} test images, 1-2 epochs")
+        else (f"{mode.train_size:,} train / {mode.test_size:,} test images, a few epochs")
     )
     lines = [
         f"Python {platform.python_version()} | Keras {keras.__version__} "
