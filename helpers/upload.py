@@ -117,6 +117,7 @@ def decode_image(raw: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXE
         )
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(raw))  # reads the header only
             width, height = image.size
@@ -127,9 +128,11 @@ def decode_image(raw: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXE
                     "images (or files that only claim to be, a 'decompression bomb') could "
                     "exhaust memory: shrink it first."
                 )
+            if width < 1 or height < 1:
+                raise UploadError(f"{name} is {width}×{height} pixels: it holds no image.")
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+            return _to_rgb(image, name)
     except UploadError:
         raise
     except UnidentifiedImageError:
@@ -142,19 +145,28 @@ def decode_image(raw: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXE
             f"{name} is too large to decode safely: {err} Images up to "
             f"{max_pixels / 1e6:.0f} megapixels are accepted: shrink it first."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except Exception as err:  # Pillow's decoders raise many kinds on a damaged file
         raise UploadError(
-            f"{name} looks like an image but could not be decoded ({err}); it may be truncated "
-            "or damaged. Save it again or try another file."
+            f"{name} looks like an image but could not be decoded ({type(err).__name__}: "
+            f"{str(err)[:200]}); it may be truncated or damaged. Save it again or try "
+            "another file."
         ) from None
 
 
-def _to_rgb(image):
-    """RGB copy of any Pillow image: alpha on white, 16-bit and float grayscale scaled to 8 bits."""
+def _to_rgb(image, name: str = "upload"):
+    """RGB copy of any Pillow image: alpha on white, 16-bit and float grayscale scaled to 8 bits
+    (refused with ``UploadError`` when some pixels are NaN or infinite)."""
     from PIL import Image
 
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         values = np.asarray(image, dtype=np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise UploadError(
+                f"{name}: {bad} of {values.size} pixels are not numbers (NaN) or infinite, so "
+                "it cannot be shown as an image. Export it as an 8-bit PNG or JPEG (with the "
+                "missing values filled in) and upload that."
+            )
         low, high = float(values.min()), float(values.max())
         scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
         image = Image.fromarray(scaled.round().astype(np.uint8), mode="L")

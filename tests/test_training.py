@@ -245,3 +245,239 @@ def test_train_recipe_packages_the_notebook_recipe(artifacts, tiny):
     )  # fmt: skip
     assert again.initial_epoch == 2
     assert training.one_hot(np.array([2])).tolist() == [[0, 0, 1, 0, 0, 0, 0, 0, 0, 0]]
+
+
+# --- a run folder is never overwritten silently (issue 13) ------------------------------------
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_checkpoints_without_state_are_refused_and_kept(artifacts, tiny):
+    """state.json deleted, last.keras and best.keras kept: fit used to start over silently."""
+    training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="o", verbose=0)
+    folder = artifacts / "runs" / "o"
+    (folder / "state.json").unlink()
+    before = _snapshot(folder)
+    assert {"last.keras", "best.keras"} <= set(before)
+    with pytest.raises(training.TrainingConfigError) as caught:
+        training.fit(small_model(), *tiny, epochs=2, batch_size=32, run_name="o", verbose=0)
+    message = str(caught.value)
+    assert "no state.json" in message and "forget_run('o')" in message
+    assert "another run_name" in message
+    assert _snapshot(folder) == before  # nothing overwritten
+    training.forget_run("o")
+    assert training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="o", verbose=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{not json", "cannot read"),
+        ("", "cannot read"),
+        ("[1, 2]", "not a dict"),
+        ('{"history": []}', "'epoch'"),
+        ('{"epoch": "2", "history": []}', "'epoch'"),
+        ('{"epoch": 1}', "'history'"),
+        ('{"epoch": 1, "history": [{"epoch": "one"}]}', "history row"),
+        ('{"epoch": 1, "history": [{"epoch": 1, "loss": "low"}]}', "history row"),
+    ],
+)
+def test_damaged_state_is_refused_and_kept(artifacts, tiny, text, problem):
+    """A damaged state.json used to end in a raw JSONDecodeError, KeyError or TypeError."""
+    training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="d", verbose=0)
+    folder = artifacts / "runs" / "d"
+    (folder / "state.json").write_text(text)
+    before = _snapshot(folder)
+    for call in (
+        lambda: training.read_state("d"),
+        lambda: training.fit(small_model(), *tiny, epochs=2, batch_size=32, run_name="d"),
+    ):
+        with pytest.raises(training.TrainingConfigError, match=problem) as caught:
+            call()
+        assert str(folder / "state.json") in str(caught.value)
+        assert "forget_run('d')" in str(caught.value) and "another run_name" in str(caught.value)
+    assert _snapshot(folder) == before
+
+
+def test_checkpoint_of_another_model_with_as_many_weights_is_refused(artifacts, tiny):
+    """Same number of weight arrays, other shapes: used to be a raw Keras shape error."""
+    training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="m", verbose=0)
+    folder = artifacts / "runs" / "m"
+    before = _snapshot(folder)
+    wider = training.compile_model(models.build_recommended(width=8, dropout=0.1))
+    assert len(wider.weights) == len(small_model().weights)
+    with pytest.raises(training.TrainingConfigError, match="belongs to another model") as caught:
+        training.fit(wider, *tiny, epochs=2, batch_size=32, run_name="m", verbose=0)
+    assert str(folder / "last.keras") in str(caught.value)
+    assert "forget_run('m')" in str(caught.value) and "another run_name" in str(caught.value)
+    assert _snapshot(folder) == before
+
+
+def test_missing_last_checkpoint_is_refused(artifacts, tiny):
+    training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="l", verbose=0)
+    (artifacts / "runs" / "l" / "last.keras").unlink()
+    with pytest.raises(training.TrainingConfigError, match=r"last.keras is missing"):
+        training.fit(small_model(), *tiny, epochs=2, batch_size=32, run_name="l", verbose=0)
+
+
+def test_stop_in_the_first_epoch_leaves_nothing_to_refuse(artifacts, tiny):
+    """A cut-short epoch is not saved, best.keras included, so the rerun simply starts."""
+    stop = training.StopTraining()
+    stop.request()
+    result = training.fit(
+        small_model(), *tiny, epochs=2, batch_size=16, run_name="e", callbacks=[stop], verbose=0
+    )
+    assert result.stopped and not (artifacts / "runs" / "e" / "best.keras").exists()
+    again = training.fit(small_model(), *tiny, epochs=1, batch_size=16, run_name="e", verbose=0)
+    assert again.initial_epoch == 0 and again.epochs_done == 1
+
+
+# --- one process per run (issue 13) ---------------------------------------------------------
+
+CHILD = """
+import os, pathlib, sys, time
+import numpy as np, keras
+from helpers import models, training
+keras.utils.set_random_seed(0)
+model = training.compile_model(models.build_recommended(width=4))
+x = np.random.default_rng(0).integers(0, 256, (256, 32, 32, 3), dtype=np.uint8)
+y = np.arange(256) % 10
+ready = pathlib.Path(sys.argv[1])
+(ready / sys.argv[2]).touch()
+deadline = time.time() + 120
+while len(list(ready.iterdir())) < 2 and time.time() < deadline:
+    time.sleep(0.005)
+try:
+    result = training.fit(model, x, y, epochs=4, batch_size=32, run_name="shared", verbose=0)
+except training.TrainingConfigError as err:
+    print("REFUSED", err)
+    sys.exit(3)
+print("TRAINED", result.epochs_done)
+"""
+
+
+def test_two_processes_on_one_run_one_is_refused_clearly(artifacts, tmp_path):
+    """Two processes training the same run_name: one used to die with FileNotFoundError."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "KERAS_BACKEND": "tensorflow"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    (ready := tmp_path / "ready").mkdir()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(ready), str(i)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 3], outputs
+    refused = next(out for p, out in zip(procs, outputs, strict=True) if p.returncode == 3)
+    assert "run 'shared' is in use by another process: process" in refused
+    assert "pass another run_name" in refused
+    folder = artifacts / "runs" / "shared"
+    assert training.read_state("shared")["epoch"] == 4
+    assert sorted(p.name for p in folder.iterdir()) == ["best.keras", "last.keras", "state.json"]
+    training.load_model(folder / "last.keras")
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(artifacts, tiny, capsys):
+    import os
+    import socket
+
+    folder = artifacts / "runs" / "k"
+    folder.mkdir(parents=True)
+    lock = folder / "lock"
+    lock.write_text(f"{os.getppid()} {socket.gethostname()}\n")  # a live process, not us
+    for call in (
+        lambda: training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="k"),
+        lambda: training.forget_run("k"),
+    ):
+        with pytest.raises(training.TrainingConfigError, match="in use by another process"):
+            call()
+    assert lock.exists()
+    lock.write_text(f"{_dead_pid()} {socket.gethostname()}\n")
+    result = training.fit(small_model(), *tiny, epochs=1, batch_size=32, run_name="k", verbose=0)
+    assert result.epochs_done == 1 and "no longer runs" in capsys.readouterr().out
+    assert not lock.exists()  # released at the end
+
+
+def test_the_lock_is_released_on_error_and_held_while_training(artifacts, tiny):
+    seen = []
+
+    class TryToForget(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            with pytest.raises(training.TrainingConfigError, match="in another thread"):
+                training.forget_run("h")
+            seen.append((artifacts / "runs" / "h" / "lock").exists())
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(
+            small_model(), *tiny, epochs=2, run_name="h", callbacks=[TryToForget()], verbose=0
+        )
+    assert seen == [True]
+    assert not (artifacts / "runs" / "h" / "lock").exists()
+    assert training.fit(small_model(), *tiny, epochs=1, run_name="h", verbose=0).epochs_done == 1
+
+
+# --- other options a learner can get wrong ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, d: training.fit(m, *d, run_name=".."), "run_name"),
+        (lambda m, d: training.fit(m, *d, run_name="a/../b"), "run_name"),
+        (lambda m, d: training.fit(m, *d, run_name=3), "run_name"),
+        (lambda m, d: training.fit(m, *d, run_name=""), "run_name"),
+        (lambda m, d: training.fit(m, *d, run_name="x" * 300), "run_name"),
+        (lambda m, d: training.fit(m, *d, run_name="a\nb"), "run_name"),
+        (lambda m, d: training.fit(m, *d, epochs=-3), "epochs"),
+        (lambda m, d: training.fit(m, *d, epochs=2.5), "epochs"),
+        (lambda m, d: training.fit(m, d[0], d[1][:10]), "64 images but 10 labels"),
+        (lambda m, d: training.fit(m, *d, validation_data=d[0]), "validation_data"),
+        (lambda m, d: training.fit(m, *d, callbacks=[print]), "callbacks"),
+        (lambda m, d: training.fit(m, *d, early_stopping_patience=-1), "early_stopping"),
+        (lambda m, d: training.compile_model(m, label_smoothing="a"), "label_smoothing"),
+        (lambda m, d: training.compile_model(m, weight_decay=-1), "weight_decay"),
+        (lambda m, d: training.train_recipe(*d, batch_size=0), "batch_size"),
+        (lambda m, d: training.train_recipe(*d, epochs=0), "epochs"),
+        (lambda m, d: training.train_recipe(*d, label_smoothing=2), "label_smoothing"),
+        (lambda m, d: training.recipe_schedule(1e-3, total_steps=-5), "total_steps"),
+    ],
+)
+def test_more_bad_options_are_refused(call, message, tiny, artifacts):
+    with pytest.raises(training.TrainingConfigError, match=message):
+        call(small_model(), tiny)
+    assert not (artifacts / "runs").exists() or not any((artifacts / "runs").iterdir())
+
+
+def test_a_single_callback_need_not_be_in_a_list(tiny):
+    stop = training.StopTraining()
+    result = training.fit(small_model(), *tiny, epochs=1, batch_size=32, callbacks=stop, verbose=0)
+    assert result.epochs_done == 1

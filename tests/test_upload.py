@@ -200,3 +200,33 @@ def test_show_result_draws_the_bars_or_prints_the_message(capsys):
     bad = upload.classify(upload.as_upload_value("bad.png", b"%PDF-1.4"), MeanColourModel(), NAMES)
     upload.show_result(bad)
     assert capsys.readouterr().out.strip() == bad.message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_image_with_nan_or_inf_pixels_is_refused(bad):
+    """A float TIFF with NaN (or +/-inf) pixels used to come out as a black image."""
+    values = np.linspace(0, 1, 48 * 64, dtype=np.float32).reshape(48, 64)
+    values[3, 5] = bad
+    raw = _encode(Image.fromarray(values, mode="F"), "TIFF")
+    model = MeanColourModel()
+    result = upload.classify(upload.as_upload_value("scan.tif", raw), model, NAMES)
+    assert not result.ok and not model.seen
+    assert "scan.tif: 1 of 3072 pixels are not numbers (NaN) or infinite" in result.message
+    assert "8-bit PNG or JPEG" in result.message
+    finite = _encode(Image.fromarray(np.nan_to_num(values, posinf=1, neginf=0), mode="F"), "TIFF")
+    assert upload.classify(upload.as_upload_value("ok.tif", finite), model, NAMES).ok
+
+
+def test_damaged_files_of_every_format_never_raise_a_raw_error():
+    rng = np.random.default_rng(1)
+    base = Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    for fmt in ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"]:
+        raw = bytearray(_encode(base, fmt))
+        for _ in range(20):
+            damaged = bytearray(raw)
+            for _ in range(4):
+                damaged[rng.integers(0, len(damaged))] = rng.integers(0, 256)
+            result = upload.classify(
+                upload.as_upload_value("d", bytes(damaged)), MeanColourModel(), NAMES
+            )
+            assert result.ok or result.message.startswith("d")
