@@ -21,7 +21,7 @@ from exercises import exercise
     ]
     """,
 )
-def _callbacks(my_callbacks):
+def _callbacks(my_callbacks, *, best_path=None):
     import keras
 
     if not isinstance(my_callbacks, list | tuple) or not my_callbacks:
@@ -42,6 +42,13 @@ def _callbacks(my_callbacks):
         return "EarlyStopping(restore_best_weights=True) goes back to the best epoch's weights"
     if not save.save_best_only:
         return "ModelCheckpoint(save_best_only=True) keeps only the best model so far"
+    if best_path is None:
+        return 'pass best_path to the check too: exercises.check("03.1", ..., best_path=best_path)'
+    if str(save.filepath) != str(best_path):
+        return (
+            f"the ModelCheckpoint writes to {str(save.filepath)!r}: give it best_path "
+            f"({str(best_path)!r}) as its file"
+        )
     return None
 
 

@@ -143,9 +143,10 @@ def _unfreeze_top_two(unfreeze_top_two_blocks):
     if not callable(unfreeze_top_two_blocks):
         return "unfreeze_top_two_blocks should be a function that takes the base"
     base = _vgg16_base()
+    base.trainable = False  # as after phase 1: the function must make the base trainable
     before = [layer.trainable for layer in base.layers]
     unfreeze_top_two_blocks(base)
-    if [layer.trainable for layer in base.layers] == before and base.trainable:
+    if [layer.trainable for layer in base.layers] == before and not base.trainable:
         return NOT_ATTEMPTED  # the function changed nothing (still the placeholder)
     if not base.trainable_weights:
         return (

@@ -18,7 +18,8 @@ def solved(exercise_id: str, **context) -> dict:
 
 def test_03_1_callbacks(tmp_path):
     names = solved("03.1", run_folder=tmp_path)
-    assert exercises.verdict("03.1", names["my_callbacks"]) is None
+    best_path = names["best_path"]
+    assert exercises.verdict("03.1", names["my_callbacks"], best_path=best_path) is None
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
     path = tmp_path / "best.keras"
     by_accuracy = keras.callbacks.ModelCheckpoint(path, monitor="val_accuracy", save_best_only=True)
@@ -30,6 +31,20 @@ def test_03_1_callbacks(tmp_path):
     assert "restore_best_weights" in exercises.verdict("03.1", [forgetful, save])
     assert "one keras.callbacks.EarlyStopping" in exercises.verdict("03.1", [stop])
     assert exercises.verdict("03.1", ...) == NOT_ATTEMPTED
+
+
+def test_03_1_the_checkpoint_keeps_the_best_model_in_best_path(tmp_path):
+    best_path = tmp_path / "exercise_best.keras"
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    elsewhere = keras.callbacks.ModelCheckpoint(
+        tmp_path / "best.keras", monitor="val_loss", save_best_only=True
+    )
+    assert "best_path" in exercises.verdict("03.1", [stop, elsewhere], best_path=best_path)
+    as_string = keras.callbacks.ModelCheckpoint(
+        str(best_path), monitor="val_loss", save_best_only=True
+    )
+    assert exercises.verdict("03.1", [stop, as_string], best_path=best_path) is None
+    assert "best_path" in exercises.verdict("03.1", [stop, as_string])  # the cell must pass it
 
 
 def test_03_2_steps_per_epoch():

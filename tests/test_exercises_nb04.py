@@ -81,9 +81,20 @@ def test_04_4_unfreeze_the_top_two_blocks():
             layer.trainable = layer.name.startswith(("block4", "block5"))
 
     def block5_only(base):
+        base.trainable = True
         for layer in base.layers:
             layer.trainable = layer.name.startswith("block5")
 
     assert exercises.verdict("04.4", placeholder) == exercises.NOT_ATTEMPTED
     assert "make the base trainable" in exercises.verdict("04.4", frozen_base)
     assert "block4_conv1" in exercises.verdict("04.4", block5_only)
+
+
+def test_04_4_a_function_that_forgets_base_trainable_gets_the_hint():
+    # The check freezes its fresh base first, as phase 1 leaves it: only the layer flags
+    # are not enough then.
+    def layers_only(base):
+        for layer in base.layers:
+            layer.trainable = layer.name.startswith(("block4", "block5"))
+
+    assert "make the base trainable" in exercises.verdict("04.4", layers_only)

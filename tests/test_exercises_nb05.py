@@ -2,10 +2,11 @@
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import exercises
-from helpers import data
+from helpers import data, evaluation
 
 keras = pytest.importorskip("keras")
 layers = keras.layers
@@ -69,23 +70,52 @@ def test_05_3_layer_order_is_checked():
     assert "after Flatten" in exercises.verdict("05.3", dropout_first)
 
 
-def _result(accuracy, val_accuracy, dropout):
-    stack = [layers.Flatten(), layers.Dropout(dropout), layers.Dense(10)] if dropout else []
-    model = _model(*(stack or [layers.Flatten(), layers.Dense(10)]))
-    history = [{"epoch": 1, "accuracy": accuracy, "val_accuracy": val_accuracy}]
+def _constant(label, dropout, history_gap):
+    """A result whose model always predicts ``label`` and whose history logs ``history_gap``."""
+    stack = [layers.Flatten()] + ([layers.Dropout(dropout)] if dropout else [])
+    model = _model(*stack, layers.Dense(10, activation="softmax"))
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.zeros_like(kernel), 10.0 * np.eye(10)[label]])
+    history = [{"epoch": 1, "accuracy": 0.5 + history_gap, "val_accuracy": 0.5}]
     return SimpleNamespace(model=model, history=history)
 
 
-def test_05_4_the_gap_is_recomputed_from_the_histories():
-    plain = _result(0.9, 0.5, 0)
-    smaller = _result(0.7, 0.55, 0.5)
-    larger = _result(0.95, 0.5, 0.5)
-    assert exercises.verdict("05.4", smaller, True, baseline=plain) is None
-    assert exercises.verdict("05.4", larger, False, baseline=plain) is None
-    assert "which is smaller" in exercises.verdict("05.4", smaller, False, baseline=plain)
-    assert "dropout=0.5" in exercises.verdict("05.4", _result(0.7, 0.5, 0.3), True, baseline=plain)
-    namespace = solved("05.4", train_variant=lambda label, **kw: smaller, plain=plain)
+#: Labels of tiny "training" and "validation" sets: a model that always answers class c
+#: scores the share of c in each, so its gap is share(train) - share(validation):
+#: class 0: 0.6 - 0.3 = +0.3, class 1: 0.1 - 0.5 = -0.4, class 2: 0.3 - 0.2 = +0.1.
+Y_TRAIN = np.array([0] * 6 + [1] * 1 + [2] * 3)
+Y_VAL = np.array([0] * 3 + [1] * 5 + [2] * 2)
+DATA = {
+    "train": (np.zeros((10, *data.IMAGE_SHAPE), "float32"), Y_TRAIN),
+    "validation": (np.zeros((10, *data.IMAGE_SHAPE), "float32"), Y_VAL),
+}
+
+
+def test_05_4_the_gap_is_measured_in_inference_mode_not_read_from_the_histories():
+    plain = _constant(2, 0, history_gap=0.0)  # fair gap +0.1
+    # the histories say the opposite of the fair gaps (dropout on lowers the logged accuracy)
+    smaller = _constant(1, 0.5, history_gap=0.3)  # fair gap -0.4
+    larger = _constant(0, 0.5, history_gap=-0.3)  # fair gap +0.3
+    assert exercises.verdict("05.4", smaller, True, baseline=plain, **DATA) is None
+    assert exercises.verdict("05.4", larger, False, baseline=plain, **DATA) is None
+    hint = exercises.verdict("05.4", smaller, False, baseline=plain, **DATA)
+    assert "which is smaller" in hint and "inference mode" in hint
+    assert "dropout=0.5" in exercises.verdict(
+        "05.4", _constant(1, 0.3, 0.0), True, baseline=plain, **DATA
+    )
+    assert "train=(x_small, y_small)" in exercises.verdict("05.4", smaller, True, baseline=plain)
+    namespace = solved(
+        "05.4",
+        train_variant=lambda label, **kw: smaller,
+        plain=plain,
+        evaluation=evaluation,
+        x_small=DATA["train"][0],
+        y_small=Y_TRAIN,
+        x_val=DATA["validation"][0],
+        y_val=Y_VAL,
+    )
     verdict = exercises.verdict(
-        "05.4", namespace["heavy_dropout"], namespace["smaller_gap"], baseline=plain
+        "05.4", namespace["heavy_dropout"], namespace["smaller_gap"], baseline=plain, **DATA
     )
     assert verdict is None
+    assert namespace["smaller_gap"] is True
