@@ -21,6 +21,7 @@ learner's kernel, on Colab, Binder or locally, from the installed package alone.
 from __future__ import annotations
 
 import importlib
+import numbers
 import pkgutil
 import re
 import textwrap
@@ -66,6 +67,11 @@ def exercise(exercise_id: str, *, kind: str, title: str, solution: str):
         return check
 
     return register
+
+
+def is_number(value) -> bool:
+    """True for a plain number (int, float, NumPy scalar), False for a bool or anything else."""
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
 def _parse(exercise_id: str) -> str:

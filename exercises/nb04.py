@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from exercises import NOT_ATTEMPTED, exercise
+from exercises import NOT_ATTEMPTED, exercise, is_number
 
 #: The 13 convolutions of VGG16, block by block (the layers that have weights).
 VGG16_CONVS = {1: 2, 2: 2, 3: 3, 4: 3, 5: 3}
-
-
-def _number(value) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
 @exercise(
@@ -36,7 +30,7 @@ def _feature_shape(feature_shape_64):
             f"give three numbers, (height, width, channels), not {len(shape)}: the batch "
             f"axis is not part of one image's features"
         )
-    if not all(_number(v) for v in shape):
+    if not all(is_number(v) for v in shape):
         return "give three whole numbers as a tuple: (height, width, channels)"
     height, width, channels = shape
     if channels != 512:
@@ -61,7 +55,7 @@ def _feature_shape(feature_shape_64):
     """,
 )
 def _trainable_params(trainable_params):
-    if not _number(trainable_params):
+    if not is_number(trainable_params):
         return "give one number (an int), e.g. 1_000_000"
     right = (512 * 256 + 256) + (256 * 10 + 10)
     base = 14_714_688

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from exercises import exercise
+from exercises import exercise, is_number
 
 #: The layer types of exercise 05.3's model, in order (the Input is not a layer).
 SMALL_MODEL = [
@@ -20,10 +18,6 @@ SMALL_MODEL = [
 ]
 
 
-def _number(value) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
 @exercise(
     "05.1",
     kind="predict",
@@ -34,7 +28,7 @@ def _number(value) -> bool:
     """,
 )
 def _penalised(penalised):
-    if not _number(penalised):
+    if not is_number(penalised):
         return "give one number (an int)"
     if penalised == 2_048 * 128:
         return None
@@ -72,7 +66,7 @@ def _dropout(at_inference, kept_in_training):
         if np.any(values == 0):
             return "at inference Dropout switches nothing off: every unit is used"
         return "at inference Dropout leaves its input as it is: no scaling either"
-    if not _number(kept_in_training):
+    if not is_number(kept_in_training):
         return "kept_in_training should be one number"
     if np.isclose(kept_in_training, 1.0) or np.isclose(kept_in_training, 0.5):
         return (
