@@ -33,14 +33,24 @@ $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(PY) -m pip install --quiet -r requirements-torch.txt
 	touch $(TORCH_STAMP)
 
-# Unit tests, hygiene checks, and every notebook under nbval in fast mode.
-# Without CIFAR10_DIR, a mirror is built from ../shared when it is there
-# (offline course machines); elsewhere the notebooks download CIFAR-10 once.
-test: $(STAMP)
-	@if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
+# The data the notebooks' tests read: without CIFAR10_DIR, a mirror is built from ../shared
+# when it is there (offline course machines; elsewhere the notebooks download CIFAR-10 once);
+# without IMAGES_DIR, notebook 10 reads a small class folder with a corrupt file, a non-image
+# and a duplicate in it (tests/own_images.py), instead of downloading its flower photos.
+define TEST_DATA
+	if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
 		CIFAR10_DIR="$$($(MAKE) --no-print-directory -s mirror)"; export CIFAR10_DIR; \
 		echo "CIFAR10_DIR=$$CIFAR10_DIR (built from ../shared)"; fi; \
-	COURSE_FAST=1 $(PY) -m pytest $(PYTEST_ARGS)
+	if [ -z "$$IMAGES_DIR" ]; then \
+		IMAGES_DIR="$$($(1) tests/own_images.py $${OWN_IMAGES_DIR:-/tmp/course-own-images})" \
+			|| { echo "tests/own_images.py could not build the test image folder" >&2; exit 1; }; \
+		export IMAGES_DIR; echo "IMAGES_DIR=$$IMAGES_DIR (tests/own_images.py)"; fi
+endef
+
+# Unit tests, hygiene checks, and every notebook under nbval in fast mode.
+test: $(STAMP)
+	@$(call TEST_DATA,$(PY)); \
+	COURSE_FAST=1 $(PY) -m pytest --junitxml=artifacts/notebooks-tensorflow.xml $(PYTEST_ARGS)
 
 # Offline machines: build the CIFAR-10 mirror from ../shared and print its path.
 mirror: $(STAMP)
@@ -50,13 +60,15 @@ mirror: $(STAMP)
 # artifacts folder; `make test` is the TensorFlow run. BACKENDS="jax" runs one.
 BACKENDS ?= jax torch
 test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
-	@if [ -z "$$CIFAR10_DIR" ] && [ -d ../shared/tools ]; then \
-		CIFAR10_DIR="$$($(MAKE) --no-print-directory -s mirror)"; export CIFAR10_DIR; fi; \
+	@$(call TEST_DATA,$(PY)); \
 	for backend in $(BACKENDS); do \
 		echo "== notebooks on the $$backend backend"; \
 		KERAS_BACKEND=$$backend COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/backend-$$backend \
-			$(PY) -m pytest notebooks -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
-	done
+			$(PY) -m pytest notebooks -p no:cacheprovider \
+			--junitxml=artifacts/backend-$$backend/notebooks.xml $(PYTEST_ARGS) || exit 1; \
+	done; \
+	$(PY) benchmarks/notebook_times.py $(wildcard artifacts/notebooks-tensorflow.xml) \
+		$(foreach b,$(BACKENDS),artifacts/backend-$(b)/notebooks.xml)
 
 # The notebooks in full mode under nbval: the GPU runner's job (hours on a 2-core CPU).
 test-notebooks-full: $(STAMP)
