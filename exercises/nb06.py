@@ -1,5 +1,6 @@
 """Exercises of notebook 06 (Evaluating models): precision, recall and F1 from a confusion
-matrix, F1 from counts, and an ensemble judged on the validation split."""
+matrix, F1 from counts, an ensemble judged on the validation split, and Grad-CAM's heat
+maps of the true class against those of the predicted class."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 
 import numpy as np
 
-from exercises import NOT_ATTEMPTED, exercise
+from exercises import NOT_ATTEMPTED, exercise, is_number
 
 
 @exercise(
@@ -103,4 +104,43 @@ def _pair_ensemble(val_proba, y_val, pair, pair_accuracy, helped):
         return "helped should be True or False"
     if bool(helped) != (right > max(member.values())):
         return f"compare pair_accuracy ({right:.3f}) with the members' {member}"
+    return None
+
+
+@exercise(
+    "06.4",
+    kind="experiment",
+    title="on the mistakes: is the true class's evidence where the predicted class's is?",
+    solution="""
+    true_maps = gradcam.heatmaps(
+        cnn, x_val[wrong_val], layer_name=last_conv.name, class_indices=y_val[wrong_val]
+    )
+    pred_maps = gradcam.heatmaps(cnn, x_val[wrong_val], layer_name=last_conv.name)
+    pairs = zip(true_maps, pred_maps, strict=True)
+    same_peak = np.mean([t.argmax() == p.argmax() for t, p in pairs])  # same hottest cell
+    same_place = bool(same_peak > 0.5)
+    """,
+)
+def _true_class_heatmaps(model, images, labels, layer_name, true_maps, same_peak, same_place):
+    from helpers import gradcam
+
+    labels = np.asarray(labels).reshape(-1)
+    right = gradcam.heatmaps(model, images, layer_name=layer_name, class_indices=labels)
+    predicted = gradcam.heatmaps(model, images, layer_name=layer_name)
+    true_maps = np.asarray(true_maps, dtype="float32")
+    if true_maps.shape != right.shape:
+        return f"true_maps should have shape {right.shape}: one heat map per image"
+    if not np.allclose(true_maps, right, atol=1e-3):
+        if np.allclose(true_maps, predicted, atol=1e-3):
+            return "those are the predicted class's maps: pass class_indices=the true labels"
+        return "compute true_maps with gradcam.heatmaps(..., class_indices=the true labels)"
+    peaks = [t.argmax() == p.argmax() for t, p in zip(right, predicted, strict=True)]
+    share = float(np.mean(peaks))
+    if not is_number(same_peak) or not math.isclose(float(same_peak), share, abs_tol=1e-6):
+        return (
+            "same_peak is the share of images whose hottest cell (argmax of the map) is the "
+            "same in the true-class and the predicted-class heat map"
+        )
+    if not isinstance(same_place, bool | np.bool_) or bool(same_place) != (share > 0.5):
+        return f"same_place should be True when same_peak ({share:.2f}) is above 0.5"
     return None

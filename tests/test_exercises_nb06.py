@@ -47,3 +47,33 @@ def test_pair_ensemble_on_validation():
     assert "compare pair_accuracy" in verdict("06.3", probas, labels, ("a", "b"), 0.75, False)
     assert "two different names" in verdict("06.3", probas, labels, ["a", "a"], 0.75, True)
     assert "two different names" in verdict("06.3", probas, labels, ["a", "z"], 0.75, True)
+
+
+def test_true_class_heat_maps_against_the_predicted_class():
+    import keras
+
+    from helpers import gradcam
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    labels = (predicted + 1) % 3  # every image is a mistake
+    true_maps = gradcam.heatmaps(model, images, "conv", class_indices=labels)
+    pred_maps = gradcam.heatmaps(model, images, "conv")
+    pairs = zip(true_maps, pred_maps, strict=True)
+    share = float(np.mean([t.argmax() == p.argmax() for t, p in pairs]))
+
+    def answer(maps=true_maps, same_peak=share, same_place=share > 0.5):
+        return verdict("06.4", model, images, labels, "conv", maps, same_peak, same_place)
+
+    assert answer() is None
+    assert "predicted class's maps" in answer(maps=pred_maps)
+    assert "shape" in answer(maps=true_maps[:2])
+    assert "hottest cell" in answer(same_peak=share + 0.25)
+    assert "above 0.5" in answer(same_place=not share > 0.5)
+    assert answer(maps=...) == NOT_ATTEMPTED
