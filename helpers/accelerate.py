@@ -16,9 +16,12 @@ Five levers, each switched on only where it helps:
   of a convolutional network into few GPU kernels. On a CPU the fast path leaves
   the choice to Keras (``"auto"``): off on TensorFlow, where the compile time
   outweighs the gain in a short run, and on with JAX, whose only fast mode is
-  compiled (``False`` there would run every step op by op).
+  compiled (``False`` there would run every step op by op). XLA is TensorFlow's and
+  JAX's compiler: on PyTorch, Keras would read ``jit_compile=True`` as ``torch.compile``,
+  which the course has not tested, so the fast path leaves it off there (``False``).
 - **``steps_per_execution``**: runs several training steps per call from
   Python, so a fast GPU does not wait for the Python loop between small steps.
+  Keras's PyTorch backend accepts only 1 (one step per call).
 - **Batch size with the learning rate** (the linear scaling rule of Goyal et al.,
   "Accurate, Large Minibatch SGD", 2017): a batch ``k`` times larger gets a
   learning rate ``k`` times larger, with a short warm-up; several GPUs multiply
@@ -71,6 +74,7 @@ class FastPath:
     batch_size: int
     learning_rate: float
     resident_data: bool = False
+    backend: str = ""
 
     def compile_kwargs(self) -> dict:
         """``jit_compile`` and ``steps_per_execution`` for ``model.compile``."""
@@ -83,6 +87,8 @@ class FastPath:
     def describe(self) -> str:
         """One line a notebook prints: what the fast path chose, and on which device."""
         device = self.kind + (f" x{self.count}" if self.count > 1 else "")
+        if self.backend:
+            device += f" ({self.backend})"
         return (
             f"{device}: precision {self.precision}, jit_compile={self.jit_compile}, "
             f"steps_per_execution={self.steps_per_execution}, batch {self.batch_size}, "
@@ -174,6 +180,7 @@ def fast_path_settings(
     reference_batch_size: int = REFERENCE_BATCH_SIZE,
     steps_per_execution: int | None = None,
     resident_data: bool | None = None,
+    backend: str | None = None,
 ) -> FastPath:
     """Choose the fit/compile settings for a device (detected when ``kind`` is None).
 
@@ -182,9 +189,12 @@ def fast_path_settings(
     ``batch_size * count`` and the learning rate grows with it (linear scaling).
     ``steps_per_execution`` defaults to 1 on the CPU, 8 on a GPU and 32 on a TPU;
     ``resident_data`` (the training set kept on the device) to on, except on the CPU.
+    ``backend`` (default: the active Keras backend) matters for PyTorch, which takes one
+    step per call and no XLA (see the module's docstring).
     Pass ``kind``/``count``/``compute_capability`` to see what another machine
     would get (the tests do), or leave them out to use what is present.
     """
+    backend = backend or keras.backend.backend()
     if kind is None:
         kind, detected = config.detect_accelerator()
         count = detected if count is None else count
@@ -193,19 +203,26 @@ def fast_path_settings(
     kind = _check_kind(kind)
     count = _check_positive_int("count", 1 if count is None else count)
     batch_size = _check_positive_int("batch_size", batch_size)
+    torch = backend == "torch"
     if steps_per_execution is None:
-        steps_per_execution = {"CPU": 1, "GPU": 8, "TPU": 32}[kind]
+        steps_per_execution = 1 if torch else {"CPU": 1, "GPU": 8, "TPU": 32}[kind]
     steps_per_execution = _check_positive_int("steps_per_execution", steps_per_execution)
+    if torch and steps_per_execution > 1:
+        raise AcceleratorError(
+            f"steps_per_execution={steps_per_execution}: Keras's PyTorch backend runs one step "
+            "per call (steps_per_execution=1); use 1, or the TensorFlow or JAX backend"
+        )
     global_batch = batch_size * count
     return FastPath(
         kind=kind,
         count=count,
         precision=precision_policy(kind, compute_capability),
-        jit_compile="auto" if kind == "CPU" else True,
+        jit_compile=False if torch else "auto" if kind == "CPU" else True,
         steps_per_execution=steps_per_execution,
         batch_size=global_batch,
         learning_rate=scale_learning_rate(learning_rate, global_batch, reference_batch_size),
         resident_data=kind != "CPU" if resident_data is None else bool(resident_data),
+        backend=backend,
     )
 
 

@@ -201,7 +201,8 @@ def artifacts_dir() -> Path:
 
 
 def banner(seed: int) -> str:
-    """The short summary printed by ``setup()``: versions, device and mode."""
+    """The short summary printed by ``setup()``: versions, device, mode, and how to switch
+    the Keras backend."""
     import keras
 
     mode = current_mode()
@@ -218,8 +219,60 @@ def banner(seed: int) -> str:
         + (f" x{count}" if count > 1 else "")
         + f" | Platform: {detect_platform()}",
         f"Mode: {mode.name} ({sizes}) | seed {seed}",
+        backend_switch_hint(),
     ]
     return "\n".join(lines)
+
+
+#: The Keras backends the course runs on (``KERAS_BACKEND``).
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def backend_switch_hint(
+    platform_name: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """The banner's last line: the active backend, what chose it, and how to choose another.
+
+    Keras reads its backend once, when it is first imported: from ``KERAS_BACKEND``, else from
+    ``"backend"`` in ``~/.keras/keras.json``, else TensorFlow. On Colab the variable is set in a
+    new first cell, then the session is restarted.
+    """
+    import keras
+
+    environ = os.environ if environ is None else environ
+    platform_name = platform_name or detect_platform(environ)
+    active = keras.backend.backend()
+    other, third = [name for name in BACKENDS if name != active][:2]
+    if environ.get("KERAS_BACKEND"):
+        source = "KERAS_BACKEND"
+    elif _keras_json_backend(environ):
+        source = "~/.keras/keras.json"
+    else:
+        source = "Keras's default"
+    if platform_name == "colab":
+        how = (
+            f'put os.environ["KERAS_BACKEND"] = "{other}" (or "{third}") in a new first cell, '
+            "before importing keras, then Runtime > Restart session and run all"
+        )
+    else:
+        how = (
+            f"set KERAS_BACKEND={other} (or {third}) before Keras is imported, "
+            f'e.g. make lab BACKEND={other}, or set "backend" in ~/.keras/keras.json'
+        )
+    return f"Backend: {active} (chosen by {source}); to switch, {how}"
+
+
+def _keras_json_backend(environ: Mapping[str, str]) -> str | None:
+    """The ``"backend"`` of Keras's config file (``$KERAS_HOME`` or ``~/.keras``), if any."""
+    import json
+
+    home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
+            value = json.load(file).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _backend_version() -> str:

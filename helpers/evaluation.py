@@ -264,17 +264,20 @@ def generalization_gap(model, train: tuple, validation: tuple) -> dict[str, floa
 def predict_proba(model, x, batch_size: int = 256) -> np.ndarray:
     """Class probabilities of ``model`` on uint8 images ``x`` (the model rescales them).
 
-    The same as ``model.predict(x, batch_size=batch_size)``, but calling the model on each
-    batch directly (``model(batch, training=False)``): ``predict`` traces a TensorFlow
-    graph for every new model and again for a last, smaller batch, and predicting with
-    several models in a row (an ensemble, an ablation) made TensorFlow print warnings
-    about "retracing". Called directly, the model runs the same layers without a graph.
+    On TensorFlow and PyTorch, the same as ``model.predict(x, batch_size=batch_size)`` but
+    calling the model on each batch directly (``model(batch, training=False)``): ``predict``
+    traces a TensorFlow graph for every new model and again for a last, smaller batch, and
+    predicting with several models in a row (an ensemble, an ablation) made TensorFlow print
+    warnings about "retracing". On JAX it is ``model.predict``: JAX is fast only compiled,
+    and a direct call would run, and compile, the model operation by operation.
     """
     import keras
 
     x = np.asarray(x)
     if len(x) == 0:
         raise EvaluationError("there are no images to predict.")
+    if keras.backend.backend() == "jax":
+        return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
     starts = range(0, len(x), batch_size)
     batches = (np.ascontiguousarray(x[start : start + batch_size]) for start in starts)
     return np.concatenate(

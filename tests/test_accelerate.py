@@ -170,3 +170,17 @@ def test_training_the_resident_model_trains_the_model():
 def test_resident_data_model_refuses_images_the_model_cannot_take(images, match):
     with pytest.raises(AcceleratorError, match=match):
         accelerate.resident_data_model(_tiny_model(), images)
+
+
+def test_pytorch_gets_one_step_per_call_and_no_xla():
+    # Keras's PyTorch backend refuses steps_per_execution > 1, and reads jit_compile=True as
+    # torch.compile (not XLA), which the course has not tested: the fast path says so.
+    path = accelerate.fast_path_settings("GPU", 1, compute_capability=(9, 0), backend="torch")
+    assert path.precision == "mixed_bfloat16" and path.resident_data is True
+    assert path.compile_kwargs() == {"jit_compile": False, "steps_per_execution": 1}
+    assert "(torch)" in path.describe()
+    with pytest.raises(AcceleratorError, match="PyTorch backend runs one step per call"):
+        accelerate.fast_path_settings("GPU", 1, steps_per_execution=8, backend="torch")
+    for backend in ("tensorflow", "jax"):
+        gpu = accelerate.fast_path_settings("GPU", 1, backend=backend)
+        assert gpu.jit_compile is True and gpu.steps_per_execution == 8

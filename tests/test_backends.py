@@ -1,9 +1,9 @@
-"""Every course model builds and trains, unchanged, on the TensorFlow and the JAX backend.
+"""Every course model builds and trains, unchanged, on the TensorFlow, JAX and PyTorch backends.
 
 The Keras backend is fixed when ``keras`` is first imported, so each backend runs in
-its own Python process (``KERAS_BACKEND=...``). The JAX half is skipped, with the
+its own Python process (``KERAS_BACKEND=...``). The JAX run is skipped, with the
 reason, when JAX is not installed (``pip install "jax[cpu]"``; requirements-dev.txt
-has it).
+has it), the PyTorch run when PyTorch is not (requirements-torch.txt, ``make test-backends``).
 """
 
 import importlib.util
@@ -23,12 +23,12 @@ SCRIPT = r"""
 import json, math
 import numpy as np
 import keras
-from helpers import accelerate, capstone, models, training
+from helpers import accelerate, capstone, config, evaluation, models, training
 
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, size=(64, 32, 32, 3), dtype=np.uint8)
 y = rng.integers(0, 10, size=64)
-report = {"backend": keras.backend.backend(), "models": {}}
+report = {"backend": keras.backend.backend(), "models": {}, "banner": config.banner(0)}
 
 def check(name, model):
     history = model.fit(x, y, epochs=1, batch_size=32, verbose=0)
@@ -44,6 +44,11 @@ for name in ("baseline", "recommended"):
     model = getattr(models, f"build_{name}")()
     training.compile_model(model)
     check(name, model)
+# helpers.evaluation.predict_proba (a direct call, or predict on JAX) agrees with predict.
+report["predict_proba_matches"] = bool(np.allclose(
+    evaluation.predict_proba(model, x[:40], batch_size=16),
+    model.predict(x[:40], verbose=0), atol=1e-5,
+))
 
 recipe = capstone.Recipe(widths=(8, 8, 16), epochs=1, batch_size=32, ema_momentum=0.9)
 for policy in ("float32", "mixed_bfloat16"):
@@ -51,10 +56,11 @@ for policy in ("float32", "mixed_bfloat16"):
         model = capstone.build_capstone(recipe, x)
         capstone.compile_capstone(model, recipe, steps_per_epoch=2)
         check(f"capstone-{policy}", model)
-# The H100 fast path, run here: bfloat16, XLA, 2 steps per call, the data on the device.
+# The H100 fast path, run here: bfloat16, XLA, 2 steps per call, the data on the device
+# (PyTorch: one step per call and no XLA, which is what the fast path chooses there).
 gpu = accelerate.fast_path_settings(
     "GPU", 1, compute_capability=(9, 0), batch_size=32, learning_rate=0.05,
-    reference_batch_size=32, steps_per_execution=2,
+    reference_batch_size=32, steps_per_execution=1 if report["backend"] == "torch" else 2,
 )
 fitted = capstone.fit(x, y, recipe, fast_path=gpu)
 probabilities = fitted.model.predict(x[:8], verbose=0)
@@ -69,8 +75,28 @@ print("REPORT " + json.dumps(report))
 """
 
 
-def _jax_missing() -> bool:
-    return importlib.util.find_spec("jax") is None
+def _missing(module: str) -> bool:
+    return importlib.util.find_spec(module) is None
+
+
+#: The three backends, each skipped with the way to install it when it is missing.
+BACKENDS = [
+    "tensorflow",
+    pytest.param(
+        "jax",
+        marks=pytest.mark.skipif(
+            _missing("jax"), reason='JAX is not installed: pip install "jax[cpu]"'
+        ),
+    ),
+    pytest.param(
+        "torch",
+        marks=pytest.mark.skipif(
+            _missing("torch"),
+            reason="PyTorch is not installed: pip install -r requirements-torch.txt "
+            "(make test-backends does it)",
+        ),
+    ),
+]
 
 
 def run_script(script: str, env_extra: dict) -> dict:
@@ -86,21 +112,14 @@ def run_script(script: str, env_extra: dict) -> dict:
     return json.loads(line.removeprefix("REPORT "))
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "tensorflow",
-        pytest.param(
-            "jax",
-            marks=pytest.mark.skipif(
-                _jax_missing(), reason='JAX is not installed: pip install "jax[cpu]"'
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_every_course_model_trains_on_the_backend(backend):
     report = run_script(SCRIPT, {"KERAS_BACKEND": backend})
     assert report["backend"] == backend
+    assert report["predict_proba_matches"]
+    # The banner names the backend, and how to switch to another one.
+    assert f"Backend: {backend} (chosen by KERAS_BACKEND)" in report["banner"]
+    assert "KERAS_BACKEND=" in report["banner"] and "keras.json" in report["banner"]
     seen = report["models"]
     assert {"capstone-float32", "capstone-mixed_bfloat16"} <= set(seen)
     for name in ("baseline", "recommended"):

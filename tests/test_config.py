@@ -71,6 +71,23 @@ def test_setup_prints_banner_with_mode_and_device(monkeypatch, capsys):
     assert "Mode: fast (2,000 train / 1,000 test images" in out and "seed 5" in out
 
 
+def test_banner_says_how_to_switch_the_backend(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no keras.json there
+    assert "Backend: tensorflow (" in config.banner(seed=1)
+    env = {"KERAS_HOME": str(tmp_path)}
+    local = config.backend_switch_hint("local", env)
+    assert "chosen by Keras's default" in local
+    assert "KERAS_BACKEND=jax" in local and "before Keras is imported" in local
+    assert "make lab BACKEND=jax" in local and "~/.keras/keras.json" in local
+    (tmp_path / "keras.json").write_text('{"backend": "jax"}')
+    assert "chosen by ~/.keras/keras.json" in config.backend_switch_hint("local", env)
+    env["KERAS_BACKEND"] = "torch"
+    assert "chosen by KERAS_BACKEND" in config.backend_switch_hint("local", env)
+    colab = config.backend_switch_hint("colab", env)
+    assert 'os.environ["KERAS_BACKEND"] = "jax"' in colab and "before importing keras" in colab
+    assert "restart" in colab.lower() and "make lab" not in colab
+
+
 def test_start_backend_filters_routine_notices_and_keeps_real_errors(capfd):
     import os
 

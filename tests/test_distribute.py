@@ -178,3 +178,18 @@ def test_data_parallel_trains_on_two_devices_with_jax():
     assert report["weight_devices"] == 2  # the weights are replicated on both devices
     assert all(0 < loss < 10 for loss in report["loss"])
     _assert_resident_run_trained(report)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="PyTorch is not installed: pip install -r requirements-torch.txt",
+)
+def test_pytorch_trains_on_one_device_and_says_why():
+    # Keras's distribution API is JAX-only: with PyTorch the plan is one device, and says so.
+    plan = distribute.choose_plan("torch", ["cuda:0", "cuda:1"])
+    assert plan.replicas == 1 and "no Keras data-parallel strategy" in plan.reason
+    report = run_script(SCRIPT, {"KERAS_BACKEND": "torch"})
+    assert (report["strategy"], report["replicas"]) == ("single", 1)
+    assert report["batch_size"] == 16 and report["epochs_run"] == 2
+    assert all(0 < loss < 10 for loss in report["loss"])
+    _assert_resident_run_trained(report)
