@@ -28,7 +28,7 @@ lab: $(STAMP) $(BACKEND_DEPS)
 	$(if $(BACKEND),KERAS_BACKEND=$(BACKEND)) $(VENV)/bin/jupyter lab --ServerApp.root_dir=. \
 		--LabApp.default_url=/lab/tree/notebooks/00_start_here.ipynb $(LAB_ARGS)
 
-# PyTorch for the torch backend (CPU build; requirements-torch.txt), only when asked for.
+# PyTorch for the torch backend (requirements-torch.txt), only when asked for.
 $(TORCH_STAMP): $(STAMP) requirements-torch.txt
 	$(PY) -m pip install --quiet -r requirements-torch.txt
 	touch $(TORCH_STAMP)
