@@ -146,13 +146,10 @@ UNPUBLISHED_WEIGHTS_WARNING = (
 )
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_md5(path: str | os.PathLike) -> str:
     """MD5 of a file, read in chunks (the checksum Keras uses for the weights file)."""
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def warn_unpublished_weights(path: Path, digest: str) -> None:
