@@ -1,14 +1,6 @@
-"""The training side of the hyperparameter panel (``widgets.TrainingPanel``), without widgets.
-
-- ``Runner`` runs one job at a time: in a background thread (a Train button's click, so the
-  notebook stays responsive and Stop can be clicked) or in the caller's thread
-  (``wait=True``: tests, and notebooks executed top to bottom). A second start while a job
-  runs is refused. Stop sets the flag of a ``training.StopTraining`` callback; the run ends
-  after the current batch.
-- ``train_run`` is one run: build the model, compile it with the chosen optimizer and
-  learning rate, ``training.fit`` with validation, and the row the runs table shows.
-- ``LiveUpdates`` is the callback that reports progress while a run trains.
-"""
+"""The training side of ``widgets.TrainingPanel``, without widgets: ``Runner`` runs one job at
+a time (in a background thread, or in the caller's with ``wait=True``), ``train_run`` is one run
+of the panel and ``LiveUpdates`` reports its progress."""
 
 from __future__ import annotations
 
@@ -99,17 +91,14 @@ class Runner:
             return False
         self.stop_callback = training.StopTraining()
         if wait:
-            try:
-                return job(self.stop_callback)
-            finally:
-                self._lock.release()
+            return self._run(job)
         self._thread = threading.Thread(target=self._run, args=(job,), daemon=True)
         self._thread.start()
         return True
 
-    def _run(self, job) -> None:
+    def _run(self, job):
         try:
-            job(self.stop_callback)
+            return job(self.stop_callback)
         finally:
             self._lock.release()
 

@@ -42,7 +42,7 @@ def test_train_adds_a_row_with_the_chosen_values_and_redraws(panel):
     assert panel.redraws == 2 and panel.plot.outputs[0]["data"]["image/png"]
     assert panel.progress.value == panel.progress.max == 2 * 2
     table = panel.runs_html.value
-    assert table.count("<tr>") == 2  # header and one run
+    assert table.count("<tr") == 2  # header and one run
     for text in ("2.5e-03", ">16<", ">sgd<", "0.25", ">on<", ">off<"):
         assert text in table
     assert "finished" in panel.status.value
@@ -50,7 +50,7 @@ def test_train_adds_a_row_with_the_chosen_values_and_redraws(panel):
 
     panel.epochs.value = 1
     panel.train(wait=True)
-    assert len(panel.runs) == 2 and panel.runs_html.value.count("<tr>") == 3
+    assert len(panel.runs) == 2 and panel.runs_html.value.count("<tr") == 3
     assert panel.redraws == 3
 
 
