@@ -1,43 +1,11 @@
-"""The GPU fast path: settings that make the same Keras model train much faster on an
-accelerator, chosen from the device that is present.
-
-Five levers, each switched on only where it helps:
-
-- **Mixed precision** (Micikevicius et al., "Mixed Precision Training", ICLR 2018):
-  layers compute in 16-bit floats and keep their weights in ``float32``.
-  ``"mixed_bfloat16"`` on GPUs of compute capability 8.0 and newer (A100, H100,
-  RTX 30xx/40xx) and on TPUs: bfloat16 has the range of float32, so no loss
-  scaling is needed. ``"mixed_float16"`` on older GPUs (Colab's T4 is 7.5),
-  which have fast float16 but no bfloat16 units; Keras then wraps the optimizer
-  in a ``LossScaleOptimizer`` by itself. ``"float32"`` on the CPU, where 16-bit
-  math is not faster. The course models compute their output layer in
-  ``float32`` (``dtype="float32"``), so the softmax and the loss stay exact.
-- **XLA compilation** (``jit_compile=True``): fuses the many small operations
-  of a convolutional network into few GPU kernels. On a CPU the fast path leaves
-  the choice to Keras (``"auto"``): off on TensorFlow, where the compile time
-  outweighs the gain in a short run, and on with JAX, whose only fast mode is
-  compiled (``False`` there would run every step op by op). XLA is TensorFlow's and
-  JAX's compiler: on PyTorch, Keras would read ``jit_compile=True`` as ``torch.compile``,
-  which the course has not tested, so the fast path leaves it off there (``False``).
-- **``steps_per_execution``**: runs several training steps per call from
-  Python, so a fast GPU does not wait for the Python loop between small steps.
-  Keras's PyTorch backend accepts only 1 (one step per call).
-- **Batch size with the learning rate** (the linear scaling rule of Goyal et al.,
-  "Accurate, Large Minibatch SGD", 2017): a batch ``k`` times larger gets a
-  learning rate ``k`` times larger, with a short warm-up; several GPUs multiply
-  the global batch by their number.
-
-- **The training set on the device** (``resident_data``): the whole training set is
-  copied once to the accelerator, as ``uint8`` (150 MB for CIFAR-10, a quarter of
-  float32), and each step sends only the batch's image indices;
-  ``resident_data_model`` puts a lookup layer in front of the model that gathers the
-  images there. Casting, augmentation and normalisation are layers of the model, so
-  they run on the device too. On a CPU the host *is* the device, so it stays off.
+"""The GPU fast path: the compile and fit settings that make the same Keras model train faster
+on the device present (mixed precision, XLA, ``steps_per_execution``, batch size with the
+learning rate, the training set kept on the device). Notebook 07 explains each lever;
+``helpers.capstone`` applies them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -48,7 +16,6 @@ from helpers import config
 
 #: Precision policies by device; see ``precision_policy``.
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
-
 #: The batch size that learning rates in the course are quoted for.
 REFERENCE_BATCH_SIZE = 512
 
@@ -59,12 +26,9 @@ class AcceleratorError(ValueError):
 
 @dataclass(frozen=True)
 class FastPath:
-    """Fit and compile settings for one device kind, from ``fast_path_settings``.
-
-    ``compile_kwargs()`` goes to ``model.compile`` and ``fit_kwargs()`` to
-    ``model.fit``; ``precision`` must be set (``use_precision``) before the model
-    is built, because layers pick their dtype when they are created.
-    """
+    """Fit and compile settings for one device kind, from ``fast_path_settings``. Set
+    ``precision`` (``use_precision``) before building the model: layers pick their dtype
+    when they are created."""
 
     kind: str
     count: int
@@ -87,8 +51,7 @@ class FastPath:
     def describe(self) -> str:
         """One line a notebook prints: what the fast path chose, and on which device."""
         device = self.kind + (f" x{self.count}" if self.count > 1 else "")
-        if self.backend:
-            device += f" ({self.backend})"
+        device += f" ({self.backend})" if self.backend else ""
         return (
             f"{device}: precision {self.precision}, jit_compile={self.jit_compile}, "
             f"steps_per_execution={self.steps_per_execution}, batch {self.batch_size}, "
@@ -97,7 +60,7 @@ class FastPath:
         )
 
     def as_dict(self) -> dict:
-        """The settings as a plain dict (for benchmark JSON files)."""
+        """The settings as a plain dict (for tables and benchmark JSON files)."""
         return asdict(self)
 
 
@@ -114,24 +77,23 @@ def _check_positive_int(option: str, value) -> int:
 
 
 def precision_policy(kind: str, compute_capability: tuple[int, int] | None = None) -> str:
-    """The Keras dtype policy for a device: ``"mixed_bfloat16"`` on TPUs and on GPUs of
-    compute capability 8.0 or newer, ``"mixed_float16"`` on older GPUs (or when the
-    capability is unknown), ``"float32"`` on the CPU."""
+    """The Keras dtype policy for a device. ``"mixed_bfloat16"`` on TPUs and on GPUs of compute
+    capability 8.0 or newer (bfloat16 has float32's range: no loss scaling needed);
+    ``"mixed_float16"`` on older GPUs or an unknown capability (Keras then adds loss scaling
+    to the optimizer); ``"float32"`` on the CPU, where 16-bit math is not faster."""
     kind = _check_kind(kind)
-    if kind == "TPU":
+    if kind == "CPU":
+        return "float32"
+    if kind == "TPU" or (compute_capability is not None and tuple(compute_capability) >= (8, 0)):
         return "mixed_bfloat16"
-    if kind == "GPU":
-        if compute_capability is not None and tuple(compute_capability) >= (8, 0):
-            return "mixed_bfloat16"
-        return "mixed_float16"
-    return "float32"
+    return "mixed_float16"
 
 
 def scale_learning_rate(
     learning_rate: float, batch_size: int, reference_batch_size: int = REFERENCE_BATCH_SIZE
 ) -> float:
-    """The linear scaling rule: ``learning_rate`` is quoted for ``reference_batch_size``;
-    a batch ``k`` times larger gets ``k`` times the learning rate."""
+    """The linear scaling rule (Goyal et al. 2017): ``learning_rate`` is quoted for
+    ``reference_batch_size``; a batch ``k`` times larger gets ``k`` times the rate."""
     _check_positive_int("batch_size", batch_size)
     _check_positive_int("reference_batch_size", reference_batch_size)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
@@ -142,9 +104,9 @@ def scale_learning_rate(
 
 
 def gpu_compute_capability() -> tuple[int, int] | None:
-    """The compute capability of the first GPU the Keras backend sees, e.g. ``(9, 0)`` for
-    an H100, or ``None`` when there is no GPU or the backend cannot tell."""
-    backend = keras.backend.backend()
+    """The compute capability of the first GPU the Keras backend sees, e.g. ``(9, 0)`` for an
+    H100, or ``None`` when there is no GPU or the backend cannot tell."""
+    backend, value = keras.backend.backend(), None
     try:
         if backend == "tensorflow":
             import tensorflow as tf
@@ -152,22 +114,20 @@ def gpu_compute_capability() -> tuple[int, int] | None:
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:
                 value = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
-                return tuple(value) if value else None
         elif backend == "jax":
             import jax
 
             gpus = [d for d in jax.devices() if d.platform == "gpu"]
             if gpus and getattr(gpus[0], "compute_capability", None):
-                major, minor = str(gpus[0].compute_capability).split(".")[:2]
-                return int(major), int(minor)
+                value = str(gpus[0].compute_capability).split(".")[:2]
         elif backend == "torch":
             import torch
 
             if torch.cuda.is_available():
-                return tuple(torch.cuda.get_device_capability(0))
+                value = torch.cuda.get_device_capability(0)
+        return tuple(int(v) for v in value) if value else None
     except (RuntimeError, ValueError, AttributeError):
         return None
-    return None
 
 
 def fast_path_settings(
@@ -182,17 +142,17 @@ def fast_path_settings(
     resident_data: bool | None = None,
     backend: str | None = None,
 ) -> FastPath:
-    """Choose the fit/compile settings for a device (detected when ``kind`` is None).
+    """The fit/compile settings for a device: ``kind``/``count``/``compute_capability`` are
+    detected when left out (pass them to see what another machine would get).
 
-    ``batch_size`` is per device and ``learning_rate`` is quoted for
-    ``reference_batch_size``: with ``count`` devices the global batch is
-    ``batch_size * count`` and the learning rate grows with it (linear scaling).
-    ``steps_per_execution`` defaults to 1 on the CPU, 8 on a GPU and 32 on a TPU;
-    ``resident_data`` (the training set kept on the device) to on, except on the CPU.
-    ``backend`` (default: the active Keras backend) matters for PyTorch, which takes one
-    step per call and no XLA (see the module's docstring).
-    Pass ``kind``/``count``/``compute_capability`` to see what another machine
-    would get (the tests do), or leave them out to use what is present.
+    ``batch_size`` is per device: the global batch is ``batch_size * count``, and the
+    learning rate, quoted for ``reference_batch_size``, grows with it. XLA is on for GPUs
+    and TPUs, and ``"auto"`` on the CPU (Keras: off on TensorFlow, where compiling costs more
+    than it saves in a short run; on with JAX, whose only fast mode is compiled).
+    ``steps_per_execution`` defaults to 1 on the CPU, 8 on a GPU, 32 on a TPU;
+    ``resident_data`` to on except on the CPU (whose memory is the host's). On PyTorch
+    (``backend``, default: Keras's) Keras allows one step per call, and reads
+    ``jit_compile=True`` as ``torch.compile``, which the course has not tested: both stay off.
     """
     backend = backend or keras.backend.backend()
     if kind is None:
@@ -202,7 +162,7 @@ def fast_path_settings(
             compute_capability = gpu_compute_capability()
     kind = _check_kind(kind)
     count = _check_positive_int("count", 1 if count is None else count)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = _check_positive_int("batch_size", batch_size) * count
     torch = backend == "torch"
     if steps_per_execution is None:
         steps_per_execution = 1 if torch else {"CPU": 1, "GPU": 8, "TPU": 32}[kind]
@@ -212,22 +172,21 @@ def fast_path_settings(
             f"steps_per_execution={steps_per_execution}: Keras's PyTorch backend runs one step "
             "per call (steps_per_execution=1); use 1, or the TensorFlow or JAX backend"
         )
-    global_batch = batch_size * count
     return FastPath(
         kind=kind,
         count=count,
         precision=precision_policy(kind, compute_capability),
         jit_compile=False if torch else "auto" if kind == "CPU" else True,
         steps_per_execution=steps_per_execution,
-        batch_size=global_batch,
-        learning_rate=scale_learning_rate(learning_rate, global_batch, reference_batch_size),
+        batch_size=batch_size,
+        learning_rate=scale_learning_rate(learning_rate, batch_size, reference_batch_size),
         resident_data=kind != "CPU" if resident_data is None else bool(resident_data),
         backend=backend,
     )
 
 
 @contextmanager
-def use_precision(policy: str) -> Iterator[str]:
+def use_precision(policy: str):
     """Build models inside ``with use_precision("mixed_bfloat16"):``; the previous global
     dtype policy comes back afterwards, so later cells of a notebook are not affected."""
     if policy not in POLICIES:
@@ -241,9 +200,8 @@ def use_precision(policy: str) -> Iterator[str]:
 
 
 class ImageBank(keras.layers.Layer):
-    """The lookup layer of ``resident_data_model``: holds a ``uint8`` image array as one
-    non-trainable variable (so on the device) and returns the images at the integer
-    indices it is called with."""
+    """The lookup layer of ``resident_data_model``: a ``uint8`` image array held as one
+    non-trainable variable (so on the device); returns the images at the given indices."""
 
     def __init__(self, images, **kwargs):
         super().__init__(autocast=False, **kwargs)
@@ -265,13 +223,10 @@ class ImageBank(keras.layers.Layer):
 def resident_data_model(model, images: np.ndarray):
     """A model to *train* ``model`` with ``images`` kept on the device.
 
-    ``images`` (``uint8``, ``(N, height, width, channels)``) are copied once into a
-    non-trainable variable, which Keras places on the accelerator. The returned model
-    takes image indices (``int32``) and feeds the images at those indices to ``model``:
-    fit it on ``resident_indices(images)`` and the usual labels, with the usual
-    ``shuffle``, and each step sends 4 bytes per image instead of 3,072. ``model``'s
-    weights are shared, so ``model`` is trained; evaluate, predict with and save
-    ``model``, not the returned one (which holds the training set).
+    The uint8 ``(N, height, width, channels)`` images are copied once into a variable on
+    the accelerator; the returned model takes int32 indices (``resident_indices``) and feeds
+    the images at them to ``model``, so each step sends 4 bytes per image instead of 3,072.
+    It shares ``model``'s weights: evaluate, predict with and save ``model``, not it.
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:

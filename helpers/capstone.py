@@ -1,46 +1,9 @@
-"""The capstone recipe: a small, fast CIFAR-10 network and how to train it.
+"""Notebook 07's capstone recipe, packaged: a small, fast CIFAR-10 network and how to train,
+score and ablate it (used by notebook 07, its exercises and ``benchmarks/bench.py``).
 
-Notebook 07 writes each piece in its own cells first (the frozen whitening
-convolution, the network, the warm-up + cosine schedule, the SGD optimizer with
-weight averaging); this module packages the same code so the notebook can train,
-ablate and scale it in one line. The recipe is our own Keras code, assembled from ideas
-that public fast-CIFAR-10 work showed to matter. No code was copied; each idea is
-credited where it is used:
-
-- **Patch-whitening first layer** (``whitening``): the first convolution is a
-  frozen 2×2 filter bank built from the eigenvectors of the covariance of 2×2
-  image patches, so the network starts from decorrelated inputs. Introduced in
-  David Page's "How to train your ResNet 8: Bag of tricks" (Myrtle.ai, 2019);
-  the 2×2 size and the ± pairs of filters follow tysam-code's hlb-CIFAR10 and
-  Keller Jordan's airbench ("94% on CIFAR-10 in 3.29 Seconds on a Single GPU",
-  arXiv:2404.00498, 2024).
-- **Architecture**: three groups of conv → max-pool → batch norm → GELU → conv
-  → batch norm → GELU, a global max-pool and a linear layer whose logits are
-  scaled down, after airbench's "ConvGroup" simplification of the ResNet-9 of
-  Page's series. It has no skip connections.
-- **Label smoothing** (``label_smoothing``, Szegedy et al., "Rethinking the
-  Inception Architecture", 2016; 0.2 as in Page part 8 and airbench).
-- **Weight averaging** (``ema_momentum``): an exponential moving average of the
-  weights is what gets evaluated (Polyak averaging; Page part 8 and hlb-CIFAR10
-  use an EMA, airbench uses Lookahead, a close cousin). Keras does it in the
-  optimizer (``use_ema=True``) and writes the average into the model at the end.
-- **Flip test-time augmentation** (``tta``): predict each image and its mirror
-  image and average (Page part 8, airbench).
-- **Warm-up, then cosine decay** (``schedule``): the learning rate rises linearly
-  from 0 to its peak over the first quarter of the steps, then follows a cosine down to
-  0 (``keras.optimizers.schedules.CosineDecay`` with ``warmup_target``, the schedule
-  notebook 03 teaches too; warm-up after Goyal et al. 2017, cosine after Loshchilov &
-  Hutter, "SGDR", 2017), with SGD, Nesterov momentum, decoupled weight decay and a
-  learning rate scaled with the batch (``helpers.accelerate``).
-- **Augmentation inside the model**: random horizontal flips and 2-pixel
-  shifts, as in all of the above; images stay ``uint8`` until the model. The
-  shift is a layer of our own (``RandomShift``, windows of the reflection-padded
-  batch) because ``keras.layers.RandomTranslation`` makes Keras
-  turn XLA off for the whole model.
-
-``train(train, evaluation, recipe)`` builds, trains and scores on the evaluation split
-(the validation split in the notebook); ``ablation`` switches each idea off in turn and
-measures, on the same split, what it was worth.
+The notebook writes each piece in its own cells first and explains where each idea comes
+from (``IDEAS`` names the sources: David Page's "How to train your ResNet", tysam-code's
+hlb-CIFAR10, Keller Jordan's airbench, arXiv:2404.00498). The code is our own Keras code.
 """
 
 from __future__ import annotations
@@ -48,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import keras
 import numpy as np
@@ -63,15 +26,21 @@ IDEAS = {
     "tta": "flip test-time augmentation (Page part 8; airbench)",
     "schedule": "warm-up then cosine decay of the learning rate (Goyal 2017; Loshchilov 2017)",
 }
+#: The recipe field and value that switch each idea off.
+_OFF = {
+    "whitening": ("whitening", False),
+    "label_smoothing": ("label_smoothing", 0.0),
+    "ema": ("ema_momentum", 0.0),
+    "tta": ("tta", False),
+    "schedule": ("schedule", False),
+}
 
 #: Per-channel mean and standard deviation of the CIFAR-10 training images (0-255 scale).
 CIFAR_MEAN = (125.31, 122.95, 113.87)
 CIFAR_STD = (62.99, 62.09, 66.70)
-
 #: Pixels of the random shift used as augmentation.
 SHIFT_PIXELS = 2
-
-#: Side of the whitening patches, and the whitening layer's filters: 2·2·3 = 12
+#: Side of the whitening patches, and the whitening layer's filters: the 2·2·3 = 12
 #: eigenvectors of the patch covariance, each with its negative.
 PATCH = 2
 WHITEN_FILTERS = 2 * PATCH * PATCH * data.IMAGE_SHAPE[-1]
@@ -84,7 +53,7 @@ class CapstoneError(ValueError):
 @dataclass(frozen=True)
 class Recipe:
     """Everything that defines a capstone run. ``learning_rate`` is the peak rate quoted for
-    ``batch_size``; the fast path scales it when the batch grows (several GPUs)."""
+    ``batch_size``; the fast path scales it when the batch grows (several devices)."""
 
     widths: tuple[int, int, int] = (64, 256, 256)
     epochs: int = 10
@@ -123,18 +92,12 @@ class Recipe:
             )
 
     def without(self, idea: str) -> Recipe:
-        """The same recipe with one of ``IDEAS`` switched off (without the schedule the
-        rate is constant at half the peak, about the schedule's average)."""
-        changes = {
-            "whitening": {"whitening": False},
-            "label_smoothing": {"label_smoothing": 0.0},
-            "ema": {"ema_momentum": 0.0},
-            "tta": {"tta": False},
-            "schedule": {"schedule": False},
-        }
-        if idea not in changes:
+        """The same recipe with one of ``IDEAS`` switched off (without the schedule the rate
+        is constant at half the peak, about the schedule's average)."""
+        if idea not in _OFF:
             raise CapstoneError(f"unknown idea {idea!r}; choose one of {sorted(IDEAS)}")
-        return replace(self, **changes[idea])
+        option, value = _OFF[idea]
+        return replace(self, **{option: value})
 
 
 #: The full recipe scaled for a CPU: narrower, smaller batches (same ideas).
@@ -142,9 +105,9 @@ CPU_RECIPE = Recipe(widths=(32, 64, 128), batch_size=128, learning_rate=0.1)
 
 
 def default_recipe(kind: str | None = None) -> Recipe:
-    """The recipe for the current mode and device (``kind``, detected when None): the full
-    network (``Recipe()``) on a GPU or TPU, ``CPU_RECIPE`` on a CPU, and with
-    ``COURSE_FAST=1`` a narrow one for a few epochs of small batches."""
+    """The recipe for the current mode and device (``kind``, detected when None): ``Recipe()``
+    on a GPU or TPU, ``CPU_RECIPE`` on a CPU, and with ``COURSE_FAST=1`` a narrow one for a
+    few epochs of small batches."""
     if config.is_fast():
         return Recipe(
             widths=(16, 32, 64), epochs=3, batch_size=64, learning_rate=0.05, ema_momentum=0.9
@@ -157,36 +120,31 @@ def default_recipe(kind: str | None = None) -> Recipe:
 # --- the model ---------------------------------------------------------------------------------
 
 
-def whitening_kernel(
-    images: np.ndarray, patch: int = PATCH, eps: float = 5e-4, max_images: int = 2000
-):
-    """A ``(patch, patch, 3, 2·3·patch²)`` convolution kernel that whitens image patches.
+def whitening_kernel(images: np.ndarray):
+    """A ``(2, 2, 3, 24)`` convolution kernel that whitens the 2×2 patches of ``images``.
 
-    The patches of the (normalised) ``images`` are decorrelated by the eigenvectors
-    ``V`` of their covariance, each divided by the square root of its eigenvalue:
-    ``V / sqrt(λ + eps)``. Each filter comes with its negative, so that the GELU after
-    it keeps both signs. ``images``: uint8 ``(N, 32, 32, 3)``; the first ``max_images``
-    are used, 250 at a time, so the patches never take more than ~50 MB at once (all
-    2,000 at once would hold 400 MB, which counts against Binder's 2 GB).
+    The eigenvectors ``V`` of the covariance of the (normalised) patches, each divided by
+    ``sqrt(λ + 5e-4)``, and each with its negative, so the GELU after it keeps both signs.
+    ``images``: uint8 ``(N, 32, 32, 3)``; the first 2,000 are used, 250 at a time, so the
+    patches never take more than ~50 MB at once (all at once: 400 MB of Binder's 2 GB).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 1:
         raise CapstoneError(f"images must be (N, H, W, 3) RGB images, got shape {images.shape}")
-    images, size = images[:max_images], patch * patch * 3
+    images, size = images[:2000], PATCH * PATCH * 3
     mean, std = np.asarray(CIFAR_MEAN, np.float32), np.asarray(CIFAR_STD, np.float32)
     covariance, count = np.zeros((size, size)), 0
     for start in range(0, len(images), 250):
         x = (images[start : start + 250].astype(np.float32) - mean) / std
-        windows = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(1, 2))
+        windows = np.lib.stride_tricks.sliding_window_view(x, (PATCH, PATCH), axis=(1, 2))
         # (N, H', W', C, ph, pw) -> rows of (ph, pw, C), the layout of a Keras kernel
         rows = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size).astype(np.float64)
         covariance += rows.T @ rows
         count += len(rows)
-    covariance /= count
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance / count)
     order = np.argsort(eigenvalues)[::-1]
-    filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + eps)
-    kernel = filters.reshape(patch, patch, 3, -1)
+    filters = eigenvectors[:, order] / np.sqrt(eigenvalues[order] + 5e-4)
+    kernel = filters.reshape(PATCH, PATCH, 3, -1)
     return np.concatenate([kernel, -kernel], axis=-1).astype(np.float32)
 
 
@@ -195,10 +153,9 @@ class RandomShift(keras.layers.Layer):
     """Shifts each training image by up to ``pixels`` in each direction, independently per
     image, filling the border by reflection; returns images unchanged at inference.
 
-    ``keras.layers.RandomTranslation`` does the same, but marks itself
-    ``supports_jit=False``, and one such layer makes Keras turn XLA off for the whole
-    model (on JAX the training step then runs uncompiled, op by op). This layer is static
-    slices and ``where``, so it compiles with XLA on every backend.
+    ``keras.layers.RandomTranslation`` does the same but marks itself ``supports_jit=False``,
+    and one such layer makes Keras turn XLA off for the whole model (on JAX the training
+    step then runs op by op). This layer is static slices and ``where``: it compiles.
     """
 
     def __init__(self, pixels=SHIFT_PIXELS, seed=None, **kwargs):
@@ -214,9 +171,9 @@ class RandomShift(keras.layers.Layer):
         padded = ops.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
         offsets = keras.random.randint((ops.shape(images)[0], 2), 0, 2 * p + 1, seed=self.generator)
         down, right = offsets[:, 0, None, None, None], offsets[:, 1, None, None, None]
-        # Each image picks one of the 2p + 1 windows per axis: static slices and a `where`
-        # (``ops.take_along_axis`` would do it too, but on TensorFlow it makes int64
-        # indices, and oneDNN then prints a warning on CPUs without AVX-512 int64 support).
+        # Each image picks one of the 2p + 1 windows per axis with `where` (not
+        # `ops.take_along_axis`: on TensorFlow it makes int64 indices, and oneDNN then warns
+        # on CPUs without AVX-512 int64 support).
         rows = padded[:, :height]
         for k in range(1, 2 * p + 1):
             rows = ops.where(down == k, padded[:, k : k + height], rows)
@@ -232,12 +189,12 @@ class RandomShift(keras.layers.Layer):
         return {**super().get_config(), "pixels": self.pixels, "seed": self.seed}
 
 
-def whitening_layer(x_train=None, name="whiten"):
+def whitening_layer(x_train=None):
     """The first convolution: ``WHITEN_FILTERS`` 2×2 filters without bias, set from
     ``whitening_kernel(x_train)`` and frozen; with ``x_train=None`` an ordinary trainable
     convolution of the same shape (the recipe without whitening)."""
     whiten = keras.layers.Conv2D(
-        WHITEN_FILTERS, PATCH, use_bias=False, trainable=x_train is None, name=name
+        WHITEN_FILTERS, PATCH, use_bias=False, trainable=x_train is None, name="whiten"
     )
     if x_train is not None:
         whiten.build((None, *data.IMAGE_SHAPE))
@@ -246,7 +203,8 @@ def whitening_layer(x_train=None, name="whiten"):
 
 
 def conv_group(x, width: int, name: str):
-    """conv → max-pool → batch norm → GELU → conv → batch norm → GELU (notebook 07)."""
+    """conv → max-pool → batch norm → GELU → conv → batch norm → GELU: airbench's
+    simplification of the ResNet-9 of Page's series, without skip connections."""
     layers = keras.layers
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
@@ -257,16 +215,10 @@ def conv_group(x, width: int, name: str):
     return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
-def build_capstone(
-    recipe: Recipe | None = None, x_train: np.ndarray | None = None, name="capstone"
-):
-    """The capstone network for uint8 ``(32, 32, 3)`` images; softmax probabilities out.
-
-    The network notebook 07 writes in its cells, packaged. With ``recipe.whitening`` the
-    first 2×2 convolution is set from ``x_train`` (``whitening_layer``) and frozen; without
-    it, it is an ordinary trainable convolution. Backend-agnostic (``keras.layers``
-    only); the output layers compute in ``float32`` under mixed precision.
-    """
+def build_capstone(recipe: Recipe | None = None, x_train: np.ndarray | None = None):
+    """The network notebook 07 writes in its cells, for uint8 ``(32, 32, 3)`` images, with
+    named layers; softmax probabilities out, output layers in ``float32`` for mixed precision.
+    With ``recipe.whitening`` the first convolution is set from ``x_train`` and frozen."""
     layers = keras.layers
     recipe = recipe or default_recipe()
     if recipe.whitening and x_train is None:
@@ -285,17 +237,16 @@ def build_capstone(
     x = layers.Dense(data.NUM_CLASSES, use_bias=False, dtype="float32", name="logits")(x)
     x = layers.Rescaling(0.125, dtype="float32", name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name="capstone")
 
 
 # --- training ----------------------------------------------------------------------------------
 
 
 def lr_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
-    """Notebook 07's schedule, packaged: ``keras.optimizers.schedules.CosineDecay`` rising
-    linearly from 0 to ``peak`` over the first ``warmup_fraction`` of ``total_steps``, then
-    falling along a cosine to 0 at ``total_steps``. A schedule, not a callback: it is
-    evaluated inside every step, so it stays exact with ``steps_per_execution > 1``."""
+    """Notebook 07's ``CosineDecay``: from 0 up to ``peak`` over the first ``warmup_fraction``
+    of ``total_steps``, then along a cosine to 0. A schedule, not a callback: evaluated inside
+    every step, it stays exact with ``steps_per_execution > 1``."""
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise CapstoneError(f"total_steps must be a positive integer, got {total_steps!r}")
     if not peak > 0 or not 0 <= warmup_fraction < 1:
@@ -312,10 +263,10 @@ def lr_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
 
 
 def make_optimizer(recipe: Recipe, learning_rate):
-    """Notebook 07's optimizer, packaged: SGD with Nesterov momentum, decoupled weight decay
-    (not on batch norm's ``gamma``/``beta``) and, when ``recipe.ema_momentum > 0``, an
-    exponential moving average of the weights that Keras writes into the model at the end
-    of ``fit``. ``learning_rate``: a number or a schedule (``lr_schedule``)."""
+    """Notebook 07's optimizer: SGD with Nesterov momentum, decoupled weight decay (not on
+    batch norm's ``gamma``/``beta``) and, when ``recipe.ema_momentum > 0``, a moving average
+    of the weights that Keras writes into the model at the end of ``fit``.
+    ``learning_rate``: a number or a schedule (``lr_schedule``)."""
     optimizer = keras.optimizers.SGD(
         learning_rate=learning_rate,
         momentum=recipe.momentum,
@@ -328,50 +279,53 @@ def make_optimizer(recipe: Recipe, learning_rate):
     return optimizer
 
 
+def _accuracy_metric():
+    return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+
 def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None):
-    """Compile with the recipe's optimizer (``make_optimizer``), schedule (``lr_schedule``
-    over ``recipe.epochs``, or a constant half of the peak without ``recipe.schedule``)
-    and loss; ``fast_path`` (``helpers.accelerate.FastPath``) adds XLA and
-    ``steps_per_execution`` and sets the (scaled) peak learning rate."""
+    """Compile with ``make_optimizer``, the schedule (``lr_schedule`` over ``recipe.epochs``,
+    or a constant half of the peak without ``recipe.schedule``) and the smoothed loss;
+    ``fast_path`` (``accelerate.FastPath``) adds XLA, ``steps_per_execution`` and its
+    (scaled) peak learning rate."""
     peak = fast_path.learning_rate if fast_path is not None else recipe.learning_rate
     total = max(1, steps_per_epoch * recipe.epochs)
     rate = lr_schedule(peak, total, recipe.warmup_fraction) if recipe.schedule else peak / 2
-    extra = fast_path.compile_kwargs() if fast_path is not None else {}
     model.compile(
         optimizer=make_optimizer(recipe, rate),
         loss=training.smoothed_loss(recipe.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        **extra,
+        metrics=[_accuracy_metric()],
+        **(fast_path.compile_kwargs() if fast_path is not None else {}),
     )
     return model
 
 
 def flip_tta_model(model):
-    """A model that returns the average of ``model``'s predictions for each image and its
-    mirror image (flip test-time augmentation), compiled for ``evaluate``."""
+    """A model that averages ``model``'s predictions for each image and its mirror image
+    (flip test-time augmentation), compiled for ``evaluate``."""
     inputs = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
     mirrored = keras.ops.flip(inputs, axis=2)  # (batch, height, width, channels)
     outputs = keras.layers.Average(dtype="float32", name="flip_tta")(
         [model(inputs), model(mirrored)]
     )
     tta = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
-    tta.compile(
-        loss="sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    tta.compile(loss="sparse_categorical_crossentropy", metrics=[_accuracy_metric()])
     return tta
 
 
-def predict(model, images: np.ndarray, *, tta: bool = True, batch_size: int = 250):
-    """Class probabilities for uint8 ``images``; with ``tta`` the average of the predictions
-    for each image and its mirror image (what ``flip_tta_model`` computes). Batch by batch
-    with ``evaluation.predict_proba`` (no new TensorFlow graph per model, so an ablation's
-    many models print no retracing warnings); ``batch_size`` 250: on a CPU a batch of
-    1,000 held 600 MB of activations, which the kernel then kept."""
-    plain = evaluation.predict_proba(model, images, batch_size)
+def predict(model, images: np.ndarray, *, tta: bool = True):
+    """Class probabilities for uint8 ``images``; with ``tta`` averaged with the mirror
+    images' (what ``flip_tta_model`` computes). Uses ``evaluation.predict_proba``, which
+    builds no new TensorFlow graph per model, so an ablation prints no retracing warnings."""
+    # Batches of 250: on a CPU one of 1,000 held 600 MB of activations, which the kernel kept.
+    plain = evaluation.predict_proba(model, images, 250)
     if not tta:
         return plain
-    return (plain + evaluation.predict_proba(model, images[:, :, ::-1], batch_size)) / 2
+    return (plain + evaluation.predict_proba(model, images[:, :, ::-1], 250)) / 2
+
+
+def _scope(plan):
+    return plan.scope() if plan is not None else contextlib.nullcontext()
 
 
 @dataclass
@@ -386,47 +340,31 @@ class Fitted:
     history: dict
 
 
-def _fast_path_for(recipe: Recipe, replicas: int):
-    """The device's fast path with the recipe's batch and learning rate, both multiplied by
-    ``replicas`` (the linear scaling rule)."""
-    fast_path = accelerate.fast_path_settings(
-        batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        reference_batch_size=recipe.batch_size,
-    )
-    if replicas > 1:
-        fast_path = replace(
-            fast_path,
-            count=replicas,
-            batch_size=recipe.batch_size * replicas,
-            learning_rate=recipe.learning_rate * replicas,
-        )
-    return fast_path
-
-
 def fit(
     x, y, recipe: Recipe | None = None, *, fast_path=None, plan=None, callbacks=(), verbose=0
 ) -> Fitted:
     """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
-    ``fast_path`` (``helpers.accelerate.fast_path_settings(...)``) switches on mixed
-    precision, XLA, ``steps_per_execution``, the scaled batch and learning rate and
-    the training set kept on the device (``resident_data``);
-    by default it is chosen from the device, with the recipe's batch and learning rate.
-    ``plan`` (``helpers.distribute``) trains on several devices. ``callbacks`` go to
-    Keras's ``fit``. The time covers building the whitening layer, compiling and
-    training (first-step compilation included).
+    ``fast_path`` (``accelerate.fast_path_settings(...)``) defaults to the device's, with the
+    recipe's batch and learning rate, both multiplied by ``plan.replicas`` (the linear
+    scaling rule); ``plan`` (``helpers.distribute``) trains on several devices. The time
+    covers building the whitening layer, compiling and training.
     """
     recipe = recipe or default_recipe()
     if fast_path is None:
-        fast_path = _fast_path_for(recipe, plan.replicas if plan is not None else 1)
+        replicas = plan.replicas if plan is not None else 1
+        fast_path = accelerate.fast_path_settings(
+            count=replicas if replicas > 1 else None,
+            batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate,
+            reference_batch_size=recipe.batch_size,
+        )
     keras.utils.set_random_seed(recipe.seed)
     steps_per_epoch = math.ceil(len(x) / fast_path.batch_size)
-    scope = plan.scope() if plan is not None else contextlib.nullcontext()
-    with accelerate.use_precision(fast_path.precision), scope:
+    with accelerate.use_precision(fast_path.precision), _scope(plan):
         start = time.perf_counter()
-        model = build_capstone(recipe, x)
-        trainer, inputs = model, x
+        model = trainer = build_capstone(recipe, x)
+        inputs = x
         if fast_path.resident_data:
             trainer = accelerate.resident_data_model(model, x)
             inputs = accelerate.resident_indices(x)
@@ -441,27 +379,18 @@ def fit(
         )
         seconds = time.perf_counter() - start
         if trainer is not model:  # the trained network, compiled for evaluate
-            model.compile(
-                loss=trainer.loss,
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            )
+            model.compile(loss=trainer.loss, metrics=[_accuracy_metric()])
     steps = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
     images = min(steps * fast_path.batch_size, len(x) * recipe.epochs)
-    return Fitted(
-        model=model,
-        seconds=seconds,
-        epochs_trained=round(steps / steps_per_epoch, 2),
-        images_per_second=images / seconds,
-        fast_path=fast_path,
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
-    )
+    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+    epochs = round(steps / steps_per_epoch, 2)
+    return Fitted(model, seconds, epochs, images / seconds, fast_path, history)
 
 
 @dataclass
 class Result:
     """What one capstone run measured: ``accuracy`` (with flip TTA when the recipe has it)
-    and ``accuracy_no_tta`` on the ``split`` it was scored on. ``train_seconds`` covers
-    building the whitening layer, compiling and fitting (first-step compilation included)."""
+    and ``accuracy_no_tta`` on the ``split`` it was scored on."""
 
     recipe: dict
     split: str
@@ -477,33 +406,26 @@ class Result:
 
     def as_row(self) -> dict:
         """A flat dict for tables and JSON files (without the history and the model)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_IN_ROW}
-
-
-_NOT_IN_ROW = ("history", "model")
-
-
-def _accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
+        return {k: v for k, v in vars(self).items() if k not in ("history", "model")}
 
 
 def train(train, evaluation, recipe: Recipe | None = None, *, split="validation", **options):
-    """``fit`` the capstone on ``train`` (``(x, y)``, uint8 images and labels) and score it
-    on ``evaluation`` (``(x, y)``, named ``split``: keep the test set for the end), with and
-    without flip TTA. ``options`` go to ``fit`` (``fast_path``, ``plan``, ``callbacks``,
-    ``verbose``). Returns a ``Result``."""
+    """``fit`` the capstone on ``train`` (``(x, y)``: uint8 images, labels) and score it on
+    ``evaluation`` (``(x, y)``, named ``split``: keep the test set for the end), with and
+    without flip TTA. ``options`` go to ``fit``. Returns a ``Result``."""
     recipe = recipe or default_recipe()
     (x, y), (x_eval, y_eval) = train, evaluation
     fitted = fit(x, y, recipe, **options)
     plan = options.get("plan")
-    with plan.scope() if plan is not None else contextlib.nullcontext():
+    with _scope(plan):
         plain = predict(fitted.model, x_eval, tta=False)
         mirrored = predict(fitted.model, x_eval[:, :, ::-1], tta=False)
+    scored = (plain + mirrored) / 2 if recipe.tta else plain
     return Result(
         recipe=asdict(recipe),
         split=split,
-        accuracy=_accuracy((plain + mirrored) / 2 if recipe.tta else plain, y_eval),
-        accuracy_no_tta=_accuracy(plain, y_eval),
+        accuracy=_accuracy(y_eval, scored),
+        accuracy_no_tta=_accuracy(y_eval, plain),
         train_seconds=fitted.seconds,
         epochs_run=fitted.epochs_trained,
         images_per_second=fitted.images_per_second,
@@ -514,55 +436,42 @@ def train(train, evaluation, recipe: Recipe | None = None, *, split="validation"
     )
 
 
+def _accuracy(labels, probabilities) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=-1) == np.asarray(labels).reshape(-1)))
+
+
 def ablation(
-    train_split,
-    evaluation,
-    recipe: Recipe | None = None,
-    ideas=tuple(IDEAS),
-    *,
-    full: Result | None = None,
-    split="validation",
-    **options,
+    train_split, evaluation, recipe: Recipe | None = None, ideas=tuple(IDEAS), *, full=None
 ) -> list[dict]:
     """Train the full recipe, then the recipe without each idea in ``ideas``, each on
-    ``train_split`` and scored on ``evaluation`` (named ``split``); return rows
-    ``{"variant", "idea", "<split> accuracy", "gain", "train_seconds"}`` where ``gain`` is
-    the full recipe's accuracy minus the variant's (what the idea was worth in this run).
-
-    Pass ``full`` (a ``Result`` of ``train`` on the same splits) to reuse a run already
-    done. Flip TTA needs no retraining: its row uses the full run's predictions without it.
-    ``options`` go to ``train``.
-    """
+    ``train_split`` and scored on ``evaluation``; one row per variant: ``{"variant", "idea",
+    "<split> accuracy", "gain", "train_seconds"}``, ``gain`` being what the idea was worth in
+    this run. ``full``: a ``Result`` of ``train`` on the same splits, to reuse. Flip TTA
+    needs no retraining: its row scores the full run without it."""
     recipe = recipe or default_recipe()
     unknown = set(ideas) - set(IDEAS)
     if unknown:
         raise CapstoneError(f"unknown ideas {sorted(unknown)}; choose from {sorted(IDEAS)}")
-    if full is None:
-        full = train(train_split, evaluation, recipe, split=split, **options)
-    rows = [_row("full recipe", "", full.accuracy, full, full)]
+    full = full or train(train_split, evaluation, recipe)
+
+    def row(idea: str, accuracy: float, seconds: float) -> dict:
+        return {
+            "variant": f"without {idea}" if idea else "full recipe",
+            "idea": IDEAS.get(idea, "all ideas on"),
+            f"{full.split} accuracy": round(accuracy, 4),
+            "gain": round(full.accuracy - accuracy, 4),
+            "train_seconds": round(seconds, 1),
+        }
+
+    rows = [row("", full.accuracy, full.train_seconds)]
     for idea in ideas:
         if idea == "tta":
-            rows.append(_row("without tta", idea, full.accuracy_no_tta, full, full))
+            rows.append(row(idea, full.accuracy_no_tta, full.train_seconds))
             continue
-        variant = train(train_split, evaluation, recipe.without(idea), split=split, **options)
-        rows.append(_row(f"without {idea}", idea, variant.accuracy, variant, full))
-        _forget(variant)
+        variant = train(train_split, evaluation, recipe.without(idea))
+        rows.append(row(idea, variant.accuracy, variant.train_seconds))
+        # Free the variant (its model, and the graphs and kernel caches Keras keeps) before
+        # the next one trains: two alive at once matter on Binder's 2 GB.
+        variant.model = None
+        keras.backend.clear_session()
     return rows
-
-
-def _forget(result: Result) -> None:
-    """Free a finished variant before the next one trains: its model, and what Keras and
-    TensorFlow keep of it (graphs, kernel caches). Otherwise two variants are alive at once,
-    which on Binder's 2 GB matters."""
-    result.model = None
-    keras.backend.clear_session()
-
-
-def _row(variant: str, idea: str, accuracy: float, result: Result, full: Result) -> dict:
-    return {
-        "variant": variant,
-        "idea": IDEAS.get(idea, "all ideas on"),
-        f"{full.split} accuracy": round(accuracy, 4),
-        "gain": round(full.accuracy - accuracy, 4),
-        "train_seconds": round(result.train_seconds, 1),
-    }

@@ -1,33 +1,19 @@
 """Scaling out: train one model on every local accelerator, whatever the Keras backend.
 
-Data parallelism copies the model onto each device, gives each device a slice
-of every batch, and averages the gradients before each update. Keras reaches
-it differently on each backend, and this module picks the right way from what
-is present:
-
-=============  ==========================  ==============================================
-backend        devices                     strategy
-=============  ==========================  ==============================================
-tensorflow     a TPU (Colab, TPU VM)       ``tf.distribute.TPUStrategy``
-tensorflow     2 or more GPUs              ``tf.distribute.MirroredStrategy``
-jax            2 or more GPUs or TPU cores ``keras.distribution.DataParallel``
-any            one device, or the CPU      no strategy: the model trains as usual
-=============  ==========================  ==============================================
-
-``choose_plan`` is pure (backend name and device names in, ``Plan`` out), so the
-selection is tested without any accelerator; ``detect_plan`` feeds it what the
-machine has. Build, compile *and fit* the model inside ``with plan.scope():`` (on
-JAX the distribution must be active while ``fit`` shards the batches). The
-global batch is the per-device batch times ``plan.replicas``
-(``global_batch_size``); the learning rate follows it (``helpers.accelerate``).
+``choose_plan`` picks the data-parallel strategy from the backend and the device names (pure,
+so the tests cover every branch without an accelerator): ``TPUStrategy`` or
+``MirroredStrategy`` on TensorFlow, ``keras.distribution.DataParallel`` on JAX, none on one
+device or on PyTorch. ``detect_plan`` feeds it this machine. Build, compile *and fit* inside
+``with plan.scope():`` (on JAX the distribution must be active while ``fit`` shards batches).
+Used by notebook 07 and ``helpers.capstone``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -59,13 +45,13 @@ class Plan:
 
     def scope(self):
         """A context manager: build, compile and fit the model inside it."""
-        return _scope(self)
+        strategy = make_strategy(self)
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
     def describe(self) -> str:
         """One line for a notebook: the strategy, its devices and why it was chosen."""
-        return (
-            f"{self.strategy} on {', '.join(self.devices) or 'the default device'}: {self.reason}"
-        )
+        devices = ", ".join(self.devices) or "the default device"
+        return f"{self.strategy} on {devices}: {self.reason}"
 
 
 def _kind(device: str) -> str:
@@ -77,110 +63,58 @@ def _kind(device: str) -> str:
     return "GPU" if kind == "CUDA" else kind
 
 
-def _index(device: str, position: int) -> str:
-    tail = str(device).rsplit(":", 1)[-1]
-    return tail if tail.isdigit() else str(position)
-
-
 def choose_plan(
-    backend: str,
-    devices: Sequence[str],
-    *,
-    tpu_address: str | None = None,
-    allow_cpu: bool = False,
+    backend: str, devices: Sequence[str], *, tpu_address: str | None = None, allow_cpu=False
 ) -> Plan:
-    """Pick the distribution strategy for ``backend`` and the visible ``devices``.
+    """The distribution strategy for ``backend`` and the visible ``devices`` (names such as
+    ``"GPU:0"``, ``"/physical_device:GPU:1"``, ``"gpu:0"``, ``"TPU:3"``).
 
-    ``devices`` are names such as ``"GPU:0"``, ``"/physical_device:GPU:1"``,
-    ``"gpu:0"`` or ``"TPU:3"``. ``tpu_address`` marks a Colab/Cloud TPU that the
-    TensorFlow backend must connect to (``detect_plan`` reads it from the
-    environment). ``allow_cpu=True`` treats several CPU devices as replicas: that
-    is only for demonstrations and tests (a machine's cores are already used by
-    one replica), never faster. Returns a ``Plan``; raises ``DistributeError``
-    for an unknown backend.
+    ``tpu_address`` marks a Colab/Cloud TPU that TensorFlow must connect to.
+    ``allow_cpu=True`` makes several CPU devices replicas: for demonstrations and tests only
+    (one replica already uses all of a machine's cores), never faster. Raises
+    ``DistributeError`` for an unknown backend or device.
     """
     if backend not in ("tensorflow", "jax", "torch", "numpy", "openvino"):
         raise DistributeError(
             f"unknown Keras backend {backend!r}; expected tensorflow, jax or torch"
         )
-    by_kind = _by_kind(devices)
-    tpus, gpus, cpus = by_kind.get("TPU", []), by_kind.get("GPU", []), by_kind.get("CPU", [])
-    if backend == "tensorflow" and (tpu_address is not None or tpus):
-        return Plan(
-            "tpu",
-            backend,
-            tuple(tpus),
-            "a TPU is attached: TPUStrategy runs one replica on each TPU core",
-            tpu_address=tpu_address if tpu_address is not None else "local",
-        )
-    for kind, found in (("TPU", tpus), ("GPU", gpus), ("CPU", cpus if allow_cpu else [])):
-        if len(found) >= 2:
-            return _replicated_plan(backend, kind, found)
-    single = (tpus or gpus or ["CPU:0"])[:1]
-    return Plan(
-        "single",
-        backend,
-        tuple(single),
-        f"one device ({single[0]}): no strategy needed, the model trains as usual",
-    )
-
-
-def _by_kind(devices: Sequence[str]) -> dict[str, list[str]]:
-    """``{"GPU": ["GPU:0", "GPU:1"], ...}``: the devices in ``"KIND:i"`` form, by kind."""
     by_kind: dict[str, list[str]] = {}
-    for position, device in enumerate(str(d) for d in devices):
+    for position, device in enumerate(map(str, devices)):
+        index = device.rsplit(":", 1)[-1]
         kind = _kind(device)
-        by_kind.setdefault(kind, []).append(f"{kind}:{_index(device, position)}")
-    return by_kind
-
-
-def _replicated_plan(backend: str, kind: str, found: list[str]) -> Plan:
-    """The plan for two or more devices of one ``kind`` on ``backend``."""
-    if backend == "tensorflow":
-        return Plan(
-            "mirrored",
-            backend,
-            tuple(found),
-            f"{len(found)} {kind}s: MirroredStrategy keeps a copy of the model on each "
-            "and averages their gradients (all-reduce) after every batch",
+        by_kind.setdefault(kind, []).append(f"{kind}:{index if index.isdigit() else position}")
+    tpus, gpus = by_kind.get("TPU", []), by_kind.get("GPU", [])
+    if backend == "tensorflow" and (tpu_address is not None or tpus):
+        reason = "a TPU is attached: TPUStrategy runs one replica on each TPU core"
+        address = "local" if tpu_address is None else tpu_address
+        return Plan("tpu", backend, tuple(tpus), reason, address)
+    cpus = by_kind.get("CPU", []) if allow_cpu else []
+    found = next((same for same in (tpus, gpus, cpus) if len(same) >= 2), [])
+    many = f"{len(found)} {found[0].split(':')[0]}s" if found else ""
+    if found and backend == "tensorflow":
+        reason = (
+            f"{many}: MirroredStrategy keeps a copy of the model on each and averages their "
+            "gradients (all-reduce) after every batch"
         )
-    if backend == "jax":
-        return Plan(
-            "data_parallel",
-            backend,
-            tuple(found),
-            f"{len(found)} {kind}s: keras.distribution.DataParallel shards each batch "
-            "over a 1-D device mesh and replicates the weights",
+        return Plan("mirrored", backend, tuple(found), reason)
+    if found and backend == "jax":
+        reason = (
+            f"{many}: keras.distribution.DataParallel shards each batch over a 1-D device "
+            "mesh and replicates the weights"
         )
-    return Plan(
-        "single",
-        backend,
-        (found[0],),
-        f"{len(found)} {kind}s, but the {backend} backend has no Keras data-parallel "
-        "strategy here: training on one device",
-    )
-
-
-def cpu_devices(backend: str | None = None) -> list[str]:
-    """The CPU devices the Keras backend sees, as ``"CPU:i"`` names: one, unless the backend
-    was asked to split the host (TensorFlow logical devices, JAX's
-    ``--xla_force_host_platform_device_count``), which only demonstrations and tests do."""
-    backend = backend or keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [f"CPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("CPU"))]
-    if backend == "jax":
-        import jax
-
-        return [f"CPU:{d.id}" for d in jax.devices("cpu")]
-    return ["CPU:0"]
+        return Plan("data_parallel", backend, tuple(found), reason)
+    if found:
+        reason = f"{many}, but the {backend} backend has no Keras data-parallel strategy here"
+        return Plan("single", backend, (found[0],), f"{reason}: training on one device")
+    single = (tpus or gpus or ["CPU:0"])[0]
+    reason = f"one device ({single}): no strategy needed, the model trains as usual"
+    return Plan("single", backend, (single,), reason)
 
 
 def colab_tpu_address(environ=None) -> str | None:
-    """The TPU a TensorFlow program must connect to, from the environment: ``grpc://...`` on
-    an old-style Colab TPU runtime (``COLAB_TPU_ADDR``), ``"local"`` on a TPU VM
-    (``TPU_NAME``/``TPU_ACCELERATOR_TYPE`` set), else ``None``."""
+    """The TPU a TensorFlow program must connect to: ``grpc://...`` on an old-style Colab TPU
+    runtime (``COLAB_TPU_ADDR``), ``"local"`` on a TPU VM (``TPU_NAME`` or
+    ``TPU_ACCELERATOR_TYPE`` set), else ``None``."""
     environ = os.environ if environ is None else environ
     if environ.get("COLAB_TPU_ADDR"):
         return "grpc://" + environ["COLAB_TPU_ADDR"]
@@ -190,21 +124,20 @@ def colab_tpu_address(environ=None) -> str | None:
 
 
 def detect_plan(*, allow_cpu: bool = False) -> Plan:
-    """``choose_plan`` for this machine and the current Keras backend: the accelerator kind
-    and count come from ``config.detect_accelerator()`` (the course's one device probe);
-    the CPU's devices are listed only with ``allow_cpu``."""
+    """``choose_plan`` for this machine and Keras backend, the accelerators counted by
+    ``config.detect_accelerator()``. With ``allow_cpu`` the CPU's devices are listed: one,
+    unless the host was split (TensorFlow logical devices, JAX's
+    ``--xla_force_host_platform_device_count``), as the tests do."""
     backend = keras.backend.backend()
     kind, count = config.detect_accelerator()
     if kind != "CPU":
         devices = [f"{kind}:{i}" for i in range(count)]
+    elif allow_cpu and backend in ("tensorflow", "jax"):  # a host split into several devices
+        devices = keras.distribution.list_devices("cpu")
     else:
-        devices = cpu_devices(backend) if allow_cpu else ["CPU:0"]
-    return choose_plan(
-        backend,
-        devices,
-        tpu_address=colab_tpu_address() if backend == "tensorflow" else None,
-        allow_cpu=allow_cpu,
-    )
+        devices = ["CPU:0"]
+    tpu_address = colab_tpu_address() if backend == "tensorflow" else None
+    return choose_plan(backend, devices, tpu_address=tpu_address, allow_cpu=allow_cpu)
 
 
 def global_batch_size(per_replica: int, plan: Plan) -> int:
@@ -217,42 +150,19 @@ def global_batch_size(per_replica: int, plan: Plan) -> int:
 @functools.cache
 def make_strategy(plan: Plan):
     """The backend object of a plan: a ``tf.distribute`` strategy, a
-    ``keras.distribution.DataParallel``, or ``None`` for a single device. Made once per
-    plan (a TPU is initialised only once per session)."""
+    ``keras.distribution.DataParallel``, or ``None`` for a single device. Made once per plan
+    (a TPU is initialised only once per session)."""
+    if plan.strategy not in STRATEGIES:
+        raise DistributeError(f"unknown strategy {plan.strategy!r}; expected one of {STRATEGIES}")
     if plan.strategy == "single":
         return None
+    if plan.strategy == "data_parallel":  # Keras names JAX's devices "gpu:0", "tpu:3"...
+        return keras.distribution.DataParallel(devices=[d.lower() for d in plan.devices])
+    import tensorflow as tf
+
     if plan.strategy == "mirrored":
-        import tensorflow as tf
-
         return tf.distribute.MirroredStrategy([f"/{d}" for d in plan.devices])
-    if plan.strategy == "tpu":
-        import tensorflow as tf
-
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=plan.tpu_address)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    if plan.strategy == "data_parallel":
-        kinds = {_kind(d) for d in plan.devices}
-        names = keras.distribution.list_devices(kinds.pop().lower())
-        wanted = {int(d.rsplit(":", 1)[1]) for d in plan.devices}
-        devices = [n for n in names if int(n.rsplit(":", 1)[1]) in wanted]
-        return keras.distribution.DataParallel(devices=devices)
-    raise DistributeError(f"unknown strategy {plan.strategy!r}; expected one of {STRATEGIES}")
-
-
-@contextmanager
-def _scope(plan: Plan) -> Iterator[object]:
-    strategy = make_strategy(plan)
-    if strategy is None:
-        yield None
-    elif plan.strategy == "data_parallel":
-        previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(strategy)
-        try:
-            yield strategy
-        finally:
-            keras.distribution.set_distribution(previous)
-    else:
-        with strategy.scope():
-            yield strategy
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=plan.tpu_address)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)

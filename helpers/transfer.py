@@ -1,33 +1,15 @@
-"""Transfer learning with VGG16, packaged after notebook 04 has shown it in its cells.
+"""Transfer learning with VGG16: the plumbing around notebook 04's cells, which write the
+lesson's Keras code themselves (used by notebooks 04 and 10, the benchmarks and the tests).
 
-Notebook 04 writes the lesson's Keras code itself (``keras.applications.VGG16(...)``,
-``base.trainable = False``, the new head, unfreezing block 5 and recompiling). This module
-keeps the plumbing around it and the same steps packaged for the benchmarks:
-
-- ``resolve_weights()`` finds the ImageNet weights of VGG16 without its classifier
-  (``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``): the file named by
-  ``VGG16_WEIGHTS`` (offline machines, mirrors; its layout is checked, and a file that is
-  not the published one gets a loud warning), otherwise the normal Keras download,
-  checked against Keras' own MD5. With neither, it raises ``WeightsError`` saying which
-  file to get, except in fast mode, where it prints a loud warning and the notebook goes
-  on from random weights.
-- ``preprocess_layer()``: VGG16's ``preprocess_input`` as a layer inside the model.
-- ``build_backbone()``, ``build_head()``, ``add_head()``, ``unfreeze_top_blocks()``: the
-  notebook's frozen base, heads and fine-tuning step, packaged.
-- ``cached_features()`` runs the frozen base once per image and keeps the result in
-  ``config.artifacts_dir()``, keyed by input size, weights and images, so the head
-  trains on features in seconds instead of running VGG16 every epoch.
-- ``time_head_training()``, ``conv_flops()`` / ``flops_table()``: what each costs.
-
-Everything inside the models is backend-agnostic Keras 3 (``keras.layers``,
-``keras.ops``), so the same code runs with TensorFlow, JAX or PyTorch.
+Finding the weights (``VGG16_WEIGHTS`` or the Keras download, with errors that say what to
+do), VGG16's preprocessing as a layer, the notebook's frozen base, heads and fine-tuning
+step packaged, the feature cache, and what each input size costs. Backend-agnostic Keras 3.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import socket
 import sys
 import time
@@ -47,25 +29,22 @@ WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_ORIGIN = (
     f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{WEIGHTS_FILE}"
 )
-#: Keras' own checksum of that file (``keras.applications.vgg16``).
+#: Keras' own checksum of that file (``keras/src/applications/vgg16.py``).
 WEIGHTS_MD5 = "6d6bbae143d832006294945121d1f1fc"
-#: Seconds without a byte from the server before the download is given up.
-DOWNLOAD_TIMEOUT_S = 60
-
 #: Input sizes the course offers (pixels per side); VGG16 needs at least 32.
 INPUT_SIZES = (32, 64, 128, 224)
-#: The two heads compared in notebook 04.
 HEADS = ("flatten", "gap")
-#: VGG16's five convolution blocks, bottom to top.
-BLOCKS = ("block1", "block2", "block3", "block4", "block5")
-#: Phase 1 (head only) and phase 2 (fine-tuning) learning rates of Adam.
-HEAD_LEARNING_RATE = 1e-3
-FINE_TUNE_LEARNING_RATE = 1e-5
 
 _HOW_TO_GET = (
     f"Download {WEIGHTS_ORIGIN} (about 59 MB) on a machine that is online, copy it to "
     f"this machine, and set {WEIGHTS_ENV}=/path/to/{WEIGHTS_FILE} before starting Jupyter "
     f"(or in the notebook: os.environ['{WEIGHTS_ENV}'] = '/path/to/{WEIGHTS_FILE}')."
+)
+RANDOM_WEIGHTS_WARNING = (
+    "VGG16 RUNS WITH RANDOM WEIGHTS, NOT IMAGENET WEIGHTS: EVERY ACCURACY BELOW IS MEANINGLESS."
+)
+UNPUBLISHED_WEIGHTS_WARNING = (
+    f"{WEIGHTS_ENV} IS NOT THE PUBLISHED IMAGENET FILE: THE RESULTS ARE THOSE OF THESE WEIGHTS."
 )
 
 
@@ -75,9 +54,6 @@ class WeightsError(ValueError):
 
 class TransferConfigError(ValueError):
     """An option of a transfer-learning helper is out of range; the message lists valid values."""
-
-
-# --- where the weights come from -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -96,22 +72,31 @@ class WeightsSource:
         return f"{self.origin}: {self.path}" if self.path else self.origin
 
 
-RANDOM = WeightsSource(None, "random weights")
+def _shout(*lines: str) -> None:
+    """Print ``lines`` to stderr between bars of ``!``: a warning nobody scrolls past."""
+    bar = "!" * 88
+    body = "\n".join(f"!! {line}" for line in lines)
+    print(f"\n{bar}\n{body}\n{bar}\n", file=sys.stderr, flush=True)
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """MD5 of a file, read in chunks (the checksum Keras uses for the weights file)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _download() -> Path:
     """Fetch the weights into the Keras cache once (MD5-checked), or raise ``WeightsError``."""
-    # Read KERAS_HOME now: Keras itself reads it only once, when it is imported.
-    cache_dir = os.environ.get("KERAS_HOME") or None
     previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a silent firewall must not hang the notebook
+    socket.setdefaulttimeout(60)  # a silent firewall must not hang the notebook
     try:
         path = keras.utils.get_file(
             WEIGHTS_FILE,
             WEIGHTS_ORIGIN,
             cache_subdir="models",
             file_hash=WEIGHTS_MD5,
-            cache_dir=cache_dir,
+            # Read KERAS_HOME now: Keras itself reads it only once, when it is imported.
+            cache_dir=os.environ.get("KERAS_HOME") or None,
         )
     except Exception as err:  # URL, SSL, timeout and checksum errors all land here
         raise WeightsError(
@@ -123,72 +108,17 @@ def _download() -> Path:
     return Path(path)
 
 
-RANDOM_WEIGHTS_WARNING = (
-    "VGG16 RUNS WITH RANDOM WEIGHTS, NOT IMAGENET WEIGHTS: EVERY ACCURACY BELOW IS MEANINGLESS."
-)
-
-
-def warn_random_weights(reason: str) -> None:
-    """Print the loud fast-mode warning that the network runs with random weights."""
-    bar = "!" * 88
-    print(
-        f"\n{bar}\n!! WARNING: {RANDOM_WEIGHTS_WARNING}\n"
-        f"!! Fast mode ({config.FAST_ENV}=1) goes on without them only so that the notebook "
-        f"runs end to end;\n!! the numbers it prints test the code, not transfer learning.\n"
-        f"!! Why: {reason}\n{bar}\n",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-UNPUBLISHED_WEIGHTS_WARNING = (
-    f"{WEIGHTS_ENV} IS NOT THE PUBLISHED IMAGENET FILE: THE RESULTS ARE THOSE OF THESE WEIGHTS."
-)
-
-
-def file_md5(path: str | os.PathLike) -> str:
-    """MD5 of a file, read in chunks (the checksum Keras uses for the weights file)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
-
-
-def warn_unpublished_weights(path: Path, digest: str) -> None:
-    """Print a loud warning: ``path`` has VGG16's layout but is not the published file."""
-    bar = "!" * 88
-    print(
-        f"\n{bar}\n!! WARNING: {UNPUBLISHED_WEIGHTS_WARNING}\n"
-        f"!! Checked: {path} loads into VGG16 without its top (13 convolutions, every shape "
-        f"right),\n!! but its MD5 is {digest}, not {WEIGHTS_MD5}, the checksum Keras uses for "
-        f"the published\n!! {WEIGHTS_FILE} (keras/src/applications/vgg16.py).\n"
-        f"!! It may be a re-saved copy of the ImageNet weights, or other weights of the same "
-        f"shape (trained\n!! elsewhere, or not at all): the accuracies below are those of these "
-        f"weights, and need not be\n!! what transfer learning from ImageNet gives.\n{bar}\n",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def check_weights_file(path: str | os.PathLike, origin: str = "weights file") -> None:
-    """Load ``path`` once into a 32 px VGG16 without its top: raises ``WeightsError`` (with
-    what to do) unless the file holds exactly those weights."""
-    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
-    load_vgg16_weights(base, path, origin)
-
-
 def resolve_weights(allow_random: bool | None = None) -> WeightsSource:
-    """Find the VGG16 ImageNet weights (without the top) and say where they come from.
+    """Find VGG16's ImageNet weights (without the top) and say where they come from.
 
-    1. ``VGG16_WEIGHTS=/path/to/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5``: that
-       file; a wrong path or a file without VGG16's layout is an error even in fast mode,
-       and a file whose MD5 is not the published file's gets a loud warning.
-    2. Otherwise ``weights="imagenet"``: the Keras download into ``~/.keras/models``
-       (``$KERAS_HOME/models``), checked against Keras' MD5, done once.
+    1. The file ``VGG16_WEIGHTS`` names: a wrong path or a file without VGG16's layout is an
+       error even in fast mode; a file whose MD5 is not the published one's gets a loud warning.
+    2. Otherwise the Keras download into ``$KERAS_HOME/models``, MD5-checked, done once.
 
     With neither, raises ``WeightsError`` naming the file and ``VGG16_WEIGHTS``, unless
-    ``allow_random`` (default: the fast mode) is true: then it prints a loud warning
-    and returns ``RANDOM``, so CI can run the notebook on a machine without them.
+    ``allow_random`` (default: fast mode): then it prints a loud warning and returns random
+    weights, so CI can run the notebook on a machine without them.
     """
-    allow_random = config.is_fast() if allow_random is None else allow_random
     raw = os.environ.get(WEIGHTS_ENV, "").strip()
     if raw:
         path = Path(raw).expanduser()
@@ -198,17 +128,29 @@ def resolve_weights(allow_random: bool | None = None) -> WeightsSource:
                 f"{WEIGHTS_ENV} points at {path}, which {what}. Point {WEIGHTS_ENV} at the "
                 f"weights file itself, or unset it to download them. {_HOW_TO_GET}"
             )
-        check_weights_file(path, WEIGHTS_ENV)
+        # Load it once into a 32 px VGG16: a file without exactly its weights is refused.
+        probe = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+        load_vgg16_weights(probe, path, WEIGHTS_ENV)
         digest = file_md5(path)
         if digest != WEIGHTS_MD5:
-            warn_unpublished_weights(path, digest)
+            _shout(
+                f"WARNING: {UNPUBLISHED_WEIGHTS_WARNING}",
+                f"{path} loads into VGG16 without its top (13 convolutions, every shape right),",
+                f"but its MD5 is {digest}, not {WEIGHTS_MD5} (the published {WEIGHTS_FILE}):",
+                "the accuracies below are those of these weights, not necessarily ImageNet's.",
+            )
         return WeightsSource(path, WEIGHTS_ENV)
     try:
         return WeightsSource(_download(), "ImageNet (Keras download)")
     except WeightsError as err:
-        if not allow_random:
+        if not (config.is_fast() if allow_random is None else allow_random):
             raise
-        warn_random_weights(str(err))
+        _shout(
+            f"WARNING: {RANDOM_WEIGHTS_WARNING}",
+            f"Fast mode ({config.FAST_ENV}=1) goes on only so that the notebook runs end to end:",
+            "the numbers it prints test the code, not transfer learning.",
+            f"Why: {err}",
+        )
         return WeightsSource(None, "random weights (fast mode: no ImageNet weights reachable)")
 
 
@@ -218,17 +160,17 @@ def load_vgg16_weights(base, path: str | os.PathLike, origin: str = "weights fil
     import h5py
 
     path = Path(path)
+    where = f"{path} ({origin})"
     if not path.is_file():
-        raise WeightsError(f"{path} ({origin}) does not exist. {_HOW_TO_GET}")
+        raise WeightsError(f"{where} does not exist. {_HOW_TO_GET}")
     if path.suffix not in (".h5", ".hdf5"):
         raise WeightsError(
-            f"{path} ({origin}) is not an .h5 file; VGG16 weights come as {WEIGHTS_FILE}. "
-            f"{_HOW_TO_GET}"
+            f"{where} is not an .h5 file; VGG16's weights come as {WEIGHTS_FILE}. {_HOW_TO_GET}"
         )
     if not h5py.is_hdf5(path):
         raise WeightsError(
-            f"{path} ({origin}) is corrupt: it is not an HDF5 (.h5) file at all. Delete it "
-            f"and get it again. {_HOW_TO_GET}"
+            f"{where} is corrupt: it is not an HDF5 (.h5) file at all. Delete it and get it "
+            f"again. {_HOW_TO_GET}"
         )
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -243,28 +185,27 @@ def load_vgg16_weights(base, path: str | os.PathLike, origin: str = "weights fil
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         said = " ".join(lines[:2])[:300] or type(err).__name__
         raise WeightsError(
-            f"{path} ({origin}) does not hold the weights of VGG16 without its top ({said}). "
-            f"It may belong to another network, or be the file with the classifier "
+            f"{where} does not hold the weights of VGG16 without its top ({said}). It may "
+            f"belong to another network, or be the file with the classifier "
             f"(vgg16_weights_tf_dim_ordering_tf_kernels.h5). {_HOW_TO_GET}"
         ) from err
     except (OSError, KeyError, RuntimeError, TypeError) as err:
         raise WeightsError(
-            f"{path} ({origin}) is truncated or corrupt ({type(err).__name__}: {err}). "
-            f"Delete it and get it again. {_HOW_TO_GET}"
+            f"{where} is truncated or corrupt ({type(err).__name__}: {err}). Delete it and get "
+            f"it again. {_HOW_TO_GET}"
         ) from err
 
 
 # --- the model -------------------------------------------------------------------------------
 
 
-def preprocess_layer(name: str = "vgg16_preprocess"):
+def preprocess_layer():
     """``keras.applications.vgg16.preprocess_input`` as a layer inside the model.
 
-    VGG16's preprocessing ("caffe" mode) is affine per pixel: swap red and blue
-    (RGB -> BGR) and subtract the ImageNet mean of each channel, with no scaling. So it
-    is exactly a frozen ``Dense(3)`` on the channel axis, whose kernel (a permutation)
-    and bias (minus the mean) are read off ``preprocess_input`` itself. A built-in
-    layer, not custom code: a saved model loads anywhere without extra registration.
+    That preprocessing ("caffe" mode: RGB -> BGR, minus the ImageNet mean of each channel)
+    is affine per pixel, so it is exactly a frozen ``Dense(3)`` on the channel axis whose
+    kernel and bias are read off ``preprocess_input`` itself: a built-in layer, so a saved
+    model loads anywhere without custom objects.
     """
     preprocess = keras.applications.vgg16.preprocess_input
     bias = preprocess(np.zeros((1, 3), dtype="float32"))[0]
@@ -274,7 +215,7 @@ def preprocess_layer(name: str = "vgg16_preprocess"):
         kernel_initializer=keras.initializers.Constant(kernel),
         bias_initializer=keras.initializers.Constant(bias),
         trainable=False,
-        name=name,
+        name="vgg16_preprocess",
     )
 
 
@@ -290,12 +231,8 @@ def check_input_size(size) -> int:
 
 @dataclass
 class Backbone:
-    """The frozen part: VGG16's convolutions and the model that turns images into features.
-
-    ``model`` is VGG16 without its top; ``extractor`` maps uint8 images
-    ``(32, 32, 3)`` to VGG16's last feature map (resizing and ``preprocess_input``
-    included). ``weights`` says where the weights came from.
-    """
+    """The frozen part: ``model`` is VGG16 without its top; ``extractor`` maps uint8 images to
+    its last feature map (resizing and preprocessing included); ``weights`` their source."""
 
     model: object
     extractor: object
@@ -309,59 +246,49 @@ class Backbone:
 
     def fingerprint(self) -> str:
         """SHA-256 of the current weights of VGG16 (changes when they are fine-tuned)."""
-        return weights_fingerprint(self.model)
+        return _sha256(self.model.get_weights())
 
 
 def build_backbone(
-    input_size: int | None = None,
-    weights: WeightsSource | str | os.PathLike | None = "auto",
-    image_shape: tuple[int, int, int] = data.IMAGE_SHAPE,
+    input_size: int | None = None, weights: WeightsSource | str | os.PathLike | None = "auto"
 ) -> Backbone:
-    """uint8 images -> Resizing(input_size) -> vgg16.preprocess_input -> frozen VGG16 convs.
+    """uint8 images -> Resizing(input_size) -> ``preprocess_layer()`` -> frozen VGG16 convs.
 
-    ``input_size`` defaults to ``config.transfer_input_size()`` (32 px on CPU, 128 px on
-    GPU). ``weights``: ``"auto"`` (``resolve_weights()``), a path to an .h5 file, a
-    ``WeightsSource``, or ``None`` for random weights.
+    ``input_size`` defaults to ``config.transfer_input_size()``. ``weights``: ``"auto"``
+    (``resolve_weights()``), a path to an .h5 file, a ``WeightsSource``, or ``None`` (random).
     """
     size = check_input_size(config.transfer_input_size() if input_size is None else input_size)
-    if isinstance(weights, str) and weights == "auto":
-        source = resolve_weights()
-    elif weights is None:
-        source = RANDOM
-    elif isinstance(weights, WeightsSource):
+    if isinstance(weights, WeightsSource):
         source = weights
+    elif weights is None:
+        source = WeightsSource(None, "random weights")
+    elif isinstance(weights, str) and weights == "auto":
+        source = resolve_weights()
     else:
         source = WeightsSource(Path(weights), "weights file")
     base = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(size, size, 3), name="vgg16"
     )
-    if source.path is not None:
+    if source.pretrained:
         load_vgg16_weights(base, source.path, source.origin)
     base.trainable = False
-    images = keras.Input(shape=image_shape, dtype="uint8", name="image")
+    images = keras.Input(shape=data.IMAGE_SHAPE, dtype="uint8", name="image")
     x = keras.layers.Resizing(size, size, name=f"resize_{size}")(images)
-    x = preprocess_layer()(x)
-    features = base(x)
-    extractor = keras.Model(images, features, name=f"vgg16_features_{size}px")
+    extractor = keras.Model(images, base(preprocess_layer()(x)), name=f"vgg16_features_{size}px")
     return Backbone(base, extractor, size, source)
 
 
-def build_head(feature_shape: tuple[int, ...], kind: str = "flatten", units: int = 256):
-    """A new classifier for VGG16's features.
-
-    ``"flatten"`` (the classic head): Flatten -> Dense(256, relu) -> Dropout(0.5) ->
-    Dense(10, softmax); its first Dense layer grows with the feature map.
-    ``"gap"``: GlobalAveragePooling2D instead of Flatten, one average per channel,
-    so it has the same size (512 inputs) at every input size.
-    """
+def build_head(feature_shape: tuple[int, ...], kind: str = "flatten"):
+    """Notebook 04's new classifier for VGG16's features: Flatten (``"flatten"``) or
+    GlobalAveragePooling2D (``"gap"``), Dense(256, relu), Dropout(0.5), Dense(10, softmax)."""
     if kind not in HEADS:
         raise TransferConfigError(f"head kind must be one of {HEADS}, got {kind!r}")
     inputs = keras.Input(shape=tuple(feature_shape), name="features")
     if kind == "flatten":
-        x = keras.layers.Flatten(name="flatten")(inputs)
+        pool = keras.layers.Flatten(name="flatten")
     else:
-        x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")(inputs)
-    x = keras.layers.Dense(units, activation="relu", name="dense")(x)
+        pool = keras.layers.GlobalAveragePooling2D(name="global_average_pooling")
+    x = keras.layers.Dense(256, activation="relu", name="dense")(pool(inputs))
     x = keras.layers.Dropout(0.5, name="dropout")(x)
     outputs = keras.layers.Dense(
         data.NUM_CLASSES, activation="softmax", dtype="float32", name="predictions"
@@ -372,10 +299,8 @@ def build_head(feature_shape: tuple[int, ...], kind: str = "flatten", units: int
 @dataclass
 class TransferModel:
     """A head on a backbone: ``model`` (uint8 images -> class probabilities) and its parts.
-
-    ``head`` is the same object inside ``model`` and alone (features -> probabilities),
-    so training it on cached features trains the head of ``model`` too.
-    """
+    ``head`` is the same object inside ``model``, so training it on cached features trains
+    the head of ``model`` too."""
 
     model: object
     head: object
@@ -383,63 +308,41 @@ class TransferModel:
     kind: str
 
 
-def add_head(
-    backbone: Backbone, kind: str = "flatten", learning_rate: float = HEAD_LEARNING_RATE
-) -> TransferModel:
-    """Put a new ``build_head(kind)`` on ``backbone``; compile the head and the whole model."""
+def add_head(backbone: Backbone, kind: str = "flatten") -> TransferModel:
+    """Put a new ``build_head(kind)`` on ``backbone``; compile the head and the whole model
+    (Adam, learning rate 1e-3)."""
     head = build_head(backbone.feature_shape, kind)
     extractor = backbone.extractor
     model = keras.Model(extractor.input, head(extractor.output), name=f"vgg16_{kind}")
-    training.compile_model(head, learning_rate=learning_rate)
-    training.compile_model(model, learning_rate=learning_rate)
+    training.compile_model(head, learning_rate=1e-3)
+    training.compile_model(model, learning_rate=1e-3)
     return TransferModel(model, head, backbone, kind)
 
 
-def _block(layer_name: str) -> int | None:
-    match = re.match(r"block(\d)_", layer_name)
-    return int(match.group(1)) if match else None
-
-
-def unfreeze_top_blocks(
-    transfer: TransferModel, n: int, learning_rate: float = FINE_TUNE_LEARNING_RATE
-) -> list[str]:
+def unfreeze_top_blocks(transfer: TransferModel, n: int) -> list[str]:
     """Make exactly the top ``n`` of VGG16's five blocks trainable (0 freezes them all) and
-    recompile ``transfer.model`` with a low learning rate; return the trainable layers.
-
-    The low rate (default 1e-5, a hundred times the head's) nudges the pretrained
-    filters instead of wrecking them with the large gradients of a fresh head.
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(BLOCKS):
-        raise TransferConfigError(f"n must be an integer from 0 to {len(BLOCKS)}, got {n!r}")
+    recompile ``transfer.model`` at learning rate 1e-5 (a hundredth of the head's, so the
+    pretrained filters are nudged, not wrecked); return the trainable layers' names."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 5:
+        raise TransferConfigError(f"n must be an integer from 0 to 5, got {n!r}")
     base = transfer.backbone.model
-    first = len(BLOCKS) - n + 1
+    top = tuple(f"block{block}_" for block in range(6 - n, 6))
     base.trainable = n > 0
-    trainable = []
     for layer in base.layers:
-        block = _block(layer.name)
-        layer.trainable = block is not None and block >= first
-        if layer.trainable and layer.weights:
-            trainable.append(layer.name)
-    training.compile_model(transfer.model, learning_rate=learning_rate)
-    return trainable
+        layer.trainable = layer.name.startswith(top)
+    training.compile_model(transfer.model, learning_rate=1e-5)
+    return [layer.name for layer in base.layers if layer.trainable and layer.weights]
 
 
-# --- fingerprints and the feature cache ------------------------------------------------------
+# --- the feature cache -----------------------------------------------------------------------
 
 
-def weights_fingerprint(model) -> str:
-    """SHA-256 of a model's weights (shapes and values), e.g. to key a cache."""
-    digest = hashlib.sha256()
-    for array in model.get_weights():
+def _sha256(arrays, header: str = "") -> str:
+    """SHA-256 of ``header`` and each array's shape and bytes: a cache key."""
+    digest = hashlib.sha256(header.encode())
+    for array in arrays:
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
-def data_fingerprint(images: np.ndarray) -> str:
-    """SHA-256 of an image array (shape, dtype and pixels)."""
-    digest = hashlib.sha256(f"{images.shape}{images.dtype}".encode())
-    digest.update(np.ascontiguousarray(images).tobytes())
     return digest.hexdigest()
 
 
@@ -453,66 +356,39 @@ class Features:
     seconds: float
 
 
-def features_dir() -> Path:
-    """Folder of the feature cache: ``<artifacts>/features``."""
-    path = config.artifacts_dir() / "features"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def cache_path(backbone: Backbone, images: np.ndarray) -> Path:
-    """Where the features of ``images`` through ``backbone`` are cached: the file name holds
-    the input size and fingerprints of the weights and of the images."""
-    weights = backbone.fingerprint()[:16]
-    data = data_fingerprint(images)[:16]
-    return features_dir() / f"vgg16-{backbone.input_size}px-w{weights}-d{data}.npy"
-
-
-def cached_features(backbone: Backbone, images: np.ndarray, batch_size: int = 64) -> Features:
-    """VGG16 features of uint8 ``images``, computed once and then read from the cache.
-
-    The cache is keyed by the input size, the weights and the images, so changing
-    any of them (another size, other or fine-tuned weights, other images) computes
-    the features again instead of reusing stale ones.
-    """
+def cached_features(backbone: Backbone, images: np.ndarray) -> Features:
+    """VGG16 features of uint8 ``images``, computed once, then read from
+    ``<artifacts>/features``. The file name holds the input size and fingerprints of the
+    weights and of the images, so changing any of them computes the features again."""
     start = time.perf_counter()
-    path = cache_path(backbone, images)
-    expected = (len(images), *backbone.feature_shape)
-    if path.is_file():
-        try:
-            values = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            values = None  # a damaged cache file is simply computed again
-        if values is not None and values.shape == expected:
+    folder = config.artifacts_dir() / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    weights, pixels = backbone.fingerprint(), _sha256([images], str(images.dtype))
+    path = folder / f"vgg16-{backbone.input_size}px-w{weights[:16]}-d{pixels[:16]}.npy"
+    try:
+        values = np.load(path, allow_pickle=False)
+        if values.shape == (len(images), *backbone.feature_shape):
             return Features(values, path, True, time.perf_counter() - start)
-    values = np.asarray(backbone.extractor.predict(images, batch_size=batch_size, verbose=0))
+    except (OSError, ValueError):
+        pass  # no cache yet, or a damaged file: computed again
+    values = np.asarray(backbone.extractor.predict(images, batch_size=64, verbose=0))
     partial = path.with_name(path.stem + ".partial.npy")
     np.save(partial, values)
     os.replace(partial, path)  # never leave a half-written file under the final name
     return Features(values, path, False, time.perf_counter() - start)
 
 
-# --- speed -----------------------------------------------------------------------------------
+# --- speed and cost --------------------------------------------------------------------------
 
 
-def time_head_training(
-    backbone: Backbone,
-    images: np.ndarray,
-    labels: np.ndarray,
-    features: np.ndarray,
-    kind: str = "flatten",
-    batch_size: int = 64,
-) -> dict:
-    """Seconds for one epoch of head training through the frozen base (on the images) and
-    on cached ``features``, each with a fresh head after a one-batch warm-up; with the
-    speed-up. The course's models are left untouched."""
+def time_head_training(backbone: Backbone, images, labels, features, batch_size: int = 64) -> dict:
+    """Seconds for one epoch of a fresh Flatten head trained through the frozen base (on
+    ``images``) and on cached ``features``, each after a one-batch warm-up (so compiling the
+    step is not counted), and the speed-up."""
     results = {"images": len(images), "input_size": backbone.input_size}
     for name, x in (("through_base_s", images), ("cached_s", features)):
-        if name == "through_base_s":
-            model = add_head(backbone, kind).model
-        else:
-            model = build_head(backbone.feature_shape, kind)
-            training.compile_model(model, learning_rate=HEAD_LEARNING_RATE)
+        fresh = add_head(backbone)
+        model = fresh.model if name == "through_base_s" else fresh.head
         model.fit(x[:batch_size], labels[:batch_size], batch_size=batch_size, verbose=0)
         start = time.perf_counter()
         model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)
@@ -521,13 +397,11 @@ def time_head_training(
     return results
 
 
-# --- cost ------------------------------------------------------------------------------------
-
-
 def conv_flops(model) -> int:
     """Floating-point operations of one image through the Conv2D and Dense layers of
-    ``model``, from the layer shapes: a multiply-add counts 2, so a convolution costs
-    ``2 * H_out * W_out * k_h * k_w * C_in * C_out``. Biases and ReLUs are left out."""
+    ``model`` (nested models included), from the layer shapes: a multiply-add counts 2, so a
+    convolution costs ``2 * H_out * W_out * k_h * k_w * C_in * C_out``. Biases and
+    activations are left out."""
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Conv2D):
@@ -542,16 +416,16 @@ def conv_flops(model) -> int:
     return int(total)
 
 
-def flops_table(sizes=INPUT_SIZES, train_images: int = 50_000):
-    """One row per input size: VGG16's feature map, GFLOPs per image (convolutions),
-    the cost relative to the first size, and the size of cached float32 features for
-    ``train_images`` images. Builds VGG16 with random weights at each size."""
+def flops_table(sizes=INPUT_SIZES):
+    """One row per input size: VGG16's feature map, GFLOPs per image, the cost relative to the
+    first size, and the size of the cached float32 features of 50,000 images. Builds VGG16
+    with random weights at each size."""
     import pandas as pd
 
     rows = []
-    for size in sizes:
+    for size in map(check_input_size, sizes):
         base = keras.applications.VGG16(
-            include_top=False, weights=None, input_shape=(check_input_size(size),) * 2 + (3,)
+            include_top=False, weights=None, input_shape=(size, size, 3)
         )
         shape = tuple(base.output.shape[1:])
         rows.append(
@@ -560,13 +434,9 @@ def flops_table(sizes=INPUT_SIZES, train_images: int = 50_000):
                 "feature map": "×".join(map(str, shape)),
                 "GFLOPs / image": conv_flops(base) / 1e9,
                 "features / image": int(np.prod(shape)),
-                f"feature cache, {train_images:,} images (MB)": train_images
-                * int(np.prod(shape))
-                * 4
-                / 1e6,
+                "feature cache, 50,000 images (MB)": 50_000 * int(np.prod(shape)) * 4 / 1e6,
             }
         )
-        del base
     table = pd.DataFrame(rows)
     table.insert(3, "cost vs first", table["GFLOPs / image"] / table["GFLOPs / image"].iloc[0])
     return table
