@@ -1,12 +1,11 @@
 """Reading CIFAR-10's files safely: the batch files (pickles) and the official ``.tar.gz``.
 
-The files come from wherever a learner points, so they are untrusted. Every size a file
-declares (the file, an array, a string, an archive member) is checked against a real batch
-(10,000 images of 3,072 bytes) before anything is allocated: ``pickletools.genops`` walks a
-batch's pickle instructions before it is unpickled; the unpickler builds only stand-ins for
-NumPy arrays, checked before any array is made; ``tarfile`` reads the archive through a
-stream that stops where CIFAR-10 ends, so a gzip bomb stops there. Every problem becomes a
-``CifarDataError`` naming the file and saying what to do.
+The files come from wherever a learner points, so they are untrusted: every size a file
+declares is checked against a real batch (10,000 images of 3,072 bytes) before anything is
+allocated, the pickle's instructions are walked (``pickletools.genops``) before it is
+unpickled, the unpickler builds only stand-ins for NumPy objects, and the archive is read
+through a stream that stops where CIFAR-10 ends. Every problem is a ``CifarDataError`` that
+names the file and says what to do.
 """
 
 from __future__ import annotations
@@ -83,9 +82,6 @@ class _RefusedGlobal(pickle.UnpicklingError):
     """The pickle asked for a function or class that a CIFAR-10 batch never needs."""
 
 
-# --- batch files --------------------------------------------------------------------------------
-
-
 class _ArrayStub:
     """Stands in for a NumPy array while unpickling: records what the file declares and
     allocates nothing; ``_array`` builds the array only after checking its size."""
@@ -138,10 +134,9 @@ class _CifarUnpickler(pickle.Unpickler):
 
 
 def _check_opcodes(raw: bytes) -> None:
-    """Walk a pickle's instructions without building anything (``pickletools.genops`` reads
-    each argument and raises ValueError for an unknown opcode, a length past the end of the
-    file or a missing STOP), so that the unpickler never sees those, a memo index that would
-    size a huge table, or more objects than a batch has. Under 0.1 s for a real batch."""
+    """Walk a pickle's instructions without building anything (``genops`` raises ValueError
+    for an unknown opcode, a length past the end or a missing STOP), so the unpickler never
+    sees those, a memo index that would size a huge table, or more objects than a batch has."""
     try:
         for count, (opcode, arg, pos) in enumerate(pickletools.genops(raw), 1):
             if count > _MAX_PICKLE_OPS:
@@ -231,7 +226,7 @@ def _entry(batch: dict, key: str):
     return batch.get(key.encode(), batch.get(key))
 
 
-def _labels(labels, n_images: int, name: str) -> np.ndarray:
+def _labels(labels, n_images: int) -> np.ndarray:
     """A batch's labels as int64, checked: one integer in 0-9 per image, before conversion."""
     if isinstance(labels, _ArrayStub):
         labels = _array(labels, "labels")
@@ -239,45 +234,34 @@ def _labels(labels, n_images: int, name: str) -> np.ndarray:
     else:
         values = list(labels) if isinstance(labels, list | tuple) else None
     if values is None or len(values) > _BATCH_ROWS or any(type(v) is not int for v in values):
-        raise CifarDataError(
-            f"{name}: 'labels' is not a list of at most {_BATCH_ROWS:,} integers, one per image. "
-            f"The file is not a CIFAR-10 batch. {HOW_TO_GET}"
-        )
+        raise _Damaged(f"'labels' is not a list of at most {_BATCH_ROWS:,} integers, one per image")
     if len(values) != n_images:
-        raise CifarDataError(
-            f"{name}: ({len(values)},) labels for {n_images} images; expected one integer "
-            f"label per image. {HOW_TO_GET}"
-        )
+        raise _Damaged(f"({len(values)},) labels for {n_images} images; expected one per image")
     if values and (min(values) < 0 or max(values) >= NUM_CLASSES):
-        raise CifarDataError(
-            f"{name}: labels range from {_number(min(values))} to {_number(max(values))}, "
-            f"outside 0-9. The file is not CIFAR-10 (CIFAR-100?). {HOW_TO_GET}"
-        )
+        low, high = _number(min(values)), _number(max(values))
+        raise _Damaged(f"labels range from {low} to {high}, outside 0-9 (CIFAR-100?)")
     return np.array(values, dtype=np.int64)
 
 
 def _parse_batch(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Turn one batch file's bytes into ``(images uint8 (N,32,32,3), labels int64 (N,))``."""
     batch = _unpickle(raw, name)
-    data, labels = _entry(batch, "data"), _entry(batch, "labels")
-    if not isinstance(data, _ArrayStub) or labels is None:
-        raise CifarDataError(f"{name} has no 'data' array or no 'labels'. {HOW_TO_GET}")
     try:
+        data, labels = _entry(batch, "data"), _entry(batch, "labels")
+        if not isinstance(data, _ArrayStub) or labels is None:
+            raise _Damaged("it has no 'data' array or no 'labels'")
         data = _array(data, "data")
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _ROW_BYTES:
+            raise _Damaged(
+                f"'data' has shape {data.shape} and dtype {data.dtype}; a CIFAR-10 batch "
+                f"holds uint8 rows of {_ROW_BYTES} values (N, {_ROW_BYTES})"
+            )
+        labels = _labels(labels, len(data))
     except _Damaged as err:
         raise CifarDataError(
             f"{name}: {err}. The file is not a CIFAR-10 batch: delete it and get the data "
             f"again. {HOW_TO_GET}"
         ) from None
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _ROW_BYTES:
-        raise CifarDataError(
-            f"{name}: 'data' has shape {data.shape} and dtype {data.dtype}; a CIFAR-10 batch "
-            f"holds uint8 rows of {_ROW_BYTES} values (N, {_ROW_BYTES}). {HOW_TO_GET}"
-        )
-    try:
-        labels = _labels(labels, len(data), name)
-    except _Damaged as err:
-        raise CifarDataError(f"{name}: {err}. {HOW_TO_GET}") from None
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # channels last
     return np.ascontiguousarray(images), labels
 
@@ -323,9 +307,6 @@ def read_batches_dir(folder: Path) -> tuple[np.ndarray, ...]:
             )
         parts[name] = _parse_batch(_read_file(path), str(path))
     return _join(parts)
-
-
-# --- the archive --------------------------------------------------------------------------------
 
 
 class _CappedStream:
@@ -400,16 +381,8 @@ def _join(parts: dict) -> tuple[np.ndarray, ...]:
     y_train = np.concatenate([parts[n][1] for n in TRAIN_FILES])
     x_test, y_test = parts[TEST_FILE]
     parts.clear()
-    _release_freed_memory()
-    return x_train, y_train, x_test, y_test
-
-
-def _release_freed_memory() -> None:
-    """Give the batch files' freed read buffers back to the operating system.
-
-    glibc keeps large freed buffers for reuse, which here leaves about 170 MB
-    of dead memory in the process after loading; on Binder's 2 GB that matters.
-    Elsewhere (macOS, Windows, musl) this does nothing.
-    """
+    # Give the freed read buffers back to the system: glibc keeps them for reuse (about 170 MB
+    # here), which matters on Binder's 2 GB. Elsewhere (macOS, Windows, musl) nothing happens.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return x_train, y_train, x_test, y_test

@@ -1,11 +1,6 @@
-"""The first code cell of every notebook, and the badges of its header.
-
-A notebook opened on Colab has TensorFlow and Keras but not this course's
-``helpers``: its first cell installs them from ``config.REPO_URL`` with
-``--no-deps``, only when they are missing, so Colab's TensorFlow is never
-replaced. Elsewhere (local, Binder) the cell does nothing. The text of that
-cell lives here, once; a test checks that every notebook starts with it.
-"""
+"""The first code cell of every notebook (``SETUP_CELL``: on Colab it installs the course's
+helpers from ``config.REPO_URL`` with ``--no-deps``, so Colab's TensorFlow is never replaced)
+and the badges of its header; tests check every notebook against both."""
 
 from __future__ import annotations
 
@@ -31,21 +26,12 @@ config.start_backend()
 """
 
 
-def colab_url(notebook: str) -> str:
-    """The "Open in Colab" address of ``notebooks/<notebook>`` on the main branch."""
-    return f"https://colab.research.google.com/github/{_GITHUB}/blob/main/notebooks/{notebook}"
-
-
-def binder_url(notebook: str) -> str:
-    """The Binder address that opens ``notebooks/<notebook>`` in JupyterLab."""
-    path = quote(f"notebooks/{notebook}", safe="")
-    return f"https://mybinder.org/v2/gh/{_GITHUB}/main?labpath={path}"
-
-
 def badges(notebook: str) -> str:
-    """The Markdown badge row of a notebook's header (Colab and Binder)."""
+    """The Markdown badge row of ``notebooks/<notebook>``'s header (Colab and Binder)."""
+    colab = f"https://colab.research.google.com/github/{_GITHUB}/blob/main/notebooks/{notebook}"
+    path = quote(f"notebooks/{notebook}", safe="")
+    binder = f"https://mybinder.org/v2/gh/{_GITHUB}/main?labpath={path}"
     return (
-        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-        f"({colab_url(notebook)}) "
-        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder_url(notebook)})"
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder})"
     )

@@ -7,6 +7,7 @@ notebook, so ``COURSE_FAST=1`` shrinks the whole course in one place.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -31,11 +32,8 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 @dataclass(frozen=True)
 class Mode:
-    """How big the course runs: ``fast`` (CI, smoke tests) or ``full`` (the real course).
-
-    ``train_size`` and ``test_size`` are the sizes of the stratified slices of
-    CIFAR-10 used in this mode; ``None`` means the whole split.
-    """
+    """How big the course runs: ``fast`` (CI, smoke tests) or ``full`` (the real course), with
+    the sizes of the CIFAR-10 slices it uses (``None``: the whole split)."""
 
     name: str
     train_size: int | None
@@ -51,17 +49,12 @@ FULL = Mode("full", train_size=None, test_size=None)
 
 
 def current_mode(environ: Mapping[str, str] | None = None) -> Mode:
-    """Return the mode selected by ``COURSE_FAST`` (unset or ``0`` means full).
-
-    Raises ``ValueError`` for a value that is neither on nor off, rather than
-    guessing: a typo should not silently run the full course on CI.
-    """
-    environ = os.environ if environ is None else environ
-    raw = environ.get(FAST_ENV, "")
-    value = raw.strip().lower()
-    if value in _TRUE:
+    """The mode ``COURSE_FAST`` selects (unset or ``0``: full). Raises ``ValueError`` for a
+    value that is neither on nor off: a typo should not silently run the full course on CI."""
+    raw = (os.environ if environ is None else environ).get(FAST_ENV, "")
+    if raw.strip().lower() in _TRUE:
         return FAST
-    if value in _FALSE:
+    if raw.strip().lower() in _FALSE:
         return FULL
     raise ValueError(
         f"{FAST_ENV}={raw!r} is not a valid mode. Use {FAST_ENV}=1 for the fast mode "
@@ -134,12 +127,9 @@ def _filtered_stderr(routine: tuple[str, ...]) -> Iterator[None]:
 
 
 def start_backend() -> str:
-    """Import Keras, start its backend and probe the devices, with the routine start-up log
-    (``ROUTINE_STARTUP_LOG``) filtered out; returns the backend's name.
-
-    The first cell of every notebook calls it, so a learner sees no red start-up text the
-    course causes, and still sees any other warning or error.
-    """
+    """Import Keras, start its backend and probe the devices with ``ROUTINE_STARTUP_LOG``
+    filtered out (every notebook's first cell: no red start-up text, real errors still show);
+    returns the backend's name."""
     with _filtered_stderr(ROUTINE_STARTUP_LOG):
         import keras
 
@@ -175,13 +165,9 @@ def detect_accelerator() -> tuple[str, int]:
 
 
 def transfer_input_size(accelerator: str | None = None) -> int:
-    """Side in pixels of the square images fed to a pretrained network (VGG16, notebook 04).
-
-    32 px (CIFAR-10's own size, the smallest VGG16 accepts) on a CPU, where every
-    pixel costs; 128 px on a GPU or TPU, closer to the 224 px the network was trained
-    on. The cost grows with the square of the side: see ``helpers.transfer.flops_table``.
-    ``accelerator`` (``"CPU"``, ``"GPU"``, ``"TPU"``) defaults to the detected one.
-    """
+    """Side in pixels of the images fed to VGG16 (notebook 04): 32 px (CIFAR-10's own, the
+    smallest VGG16 accepts) on a CPU, where the cost grows with the square of the side; 128 px
+    on a GPU or TPU (``accelerator``, default: the detected one)."""
     kind = accelerator or detect_accelerator()[0]
     return 32 if kind.upper() == "CPU" else 128
 
@@ -201,27 +187,24 @@ def artifacts_dir() -> Path:
 
 
 def banner(seed: int) -> str:
-    """The short summary printed by ``setup()``: versions, device, mode, and how to switch
-    the Keras backend."""
+    """The summary ``setup()`` prints: versions, device, mode, how to switch the backend."""
     import keras
 
-    mode = current_mode()
-    kind, count = detect_accelerator()
-    sizes = (
-        "full CIFAR-10"
-        if not mode.fast
-        else (f"{mode.train_size:,} train / {mode.test_size:,} test images, a few epochs")
+    mode, (kind, count) = current_mode(), detect_accelerator()
+    sizes = "full CIFAR-10"
+    if mode.fast:
+        sizes = f"{mode.train_size:,} train / {mode.test_size:,} test images, a few epochs"
+    backend = keras.backend.backend()
+    version = getattr(sys.modules.get(backend), "__version__", "")  # tensorflow, jax, torch
+    return "\n".join(
+        [
+            f"Python {platform.python_version()} | Keras {keras.__version__} "
+            f"(backend: {backend}{f' {version}' if version else ''})",
+            f"Device: {kind}{f' x{count}' if count > 1 else ''} | Platform: {detect_platform()}",
+            f"Mode: {mode.name} ({sizes}) | seed {seed}",
+            backend_switch_hint(),
+        ]
     )
-    lines = [
-        f"Python {platform.python_version()} | Keras {keras.__version__} "
-        f"(backend: {keras.backend.backend()}{_backend_version()})",
-        f"Device: {kind}"
-        + (f" x{count}" if count > 1 else "")
-        + f" | Platform: {detect_platform()}",
-        f"Mode: {mode.name} ({sizes}) | seed {seed}",
-        backend_switch_hint(),
-    ]
-    return "\n".join(lines)
 
 
 #: The Keras backends the course runs on (``KERAS_BACKEND``).
@@ -231,21 +214,24 @@ BACKENDS = ("tensorflow", "jax", "torch")
 def backend_switch_hint(
     platform_name: str | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
-    """The banner's last line: the active backend, what chose it, and how to choose another.
-
-    Keras reads its backend once, when it is first imported: from ``KERAS_BACKEND``, else from
-    ``"backend"`` in ``~/.keras/keras.json``, else TensorFlow. On Colab the variable is set in a
-    new first cell, then the session is restarted.
-    """
+    """The banner's last line: the active backend, what chose it (Keras reads
+    ``KERAS_BACKEND``, else ``~/.keras/keras.json``, else uses TensorFlow, once, at its first
+    import), and how to choose another on this platform."""
     import keras
 
     environ = os.environ if environ is None else environ
     platform_name = platform_name or detect_platform(environ)
     active = keras.backend.backend()
     other, third = [name for name in BACKENDS if name != active][:2]
+    home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
+            in_json = json.load(file).get("backend")
+    except (OSError, ValueError, AttributeError):
+        in_json = None
     if environ.get("KERAS_BACKEND"):
         source = "KERAS_BACKEND"
-    elif _keras_json_backend(environ):
+    elif isinstance(in_json, str) and in_json:
         source = "~/.keras/keras.json"
     else:
         source = "Keras's default"
@@ -262,32 +248,9 @@ def backend_switch_hint(
     return f"Backend: {active} (chosen by {source}); to switch, {how}"
 
 
-def _keras_json_backend(environ: Mapping[str, str]) -> str | None:
-    """The ``"backend"`` of Keras's config file (``$KERAS_HOME`` or ``~/.keras``), if any."""
-    import json
-
-    home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
-            value = json.load(file).get("backend")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) and value else None
-
-
-def _backend_version() -> str:
-    import keras
-
-    module = sys.modules.get(keras.backend.backend())  # tensorflow, jax, torch or numpy
-    version = getattr(module, "__version__", "")
-    return f" {version}" if version else ""
-
-
 def setup(seed: int = DEFAULT_SEED) -> Mode:
-    """Seed everything and print the banner; the first code cell of every notebook calls it.
-
-    Returns the current ``Mode`` so a notebook can show or use it.
-    """
+    """Seed everything and print the banner (every notebook calls it first); returns the
+    current ``Mode``."""
     mode = current_mode()  # fail early on a bad COURSE_FAST value
     set_seed(seed)
     print(banner(seed))

@@ -1,19 +1,9 @@
-"""CIFAR-10: finding it, loading it, and splitting it.
+"""CIFAR-10 (A. Krizhevsky, 2009): finding it, loading it, and splitting it.
 
-``load_cifar10()`` reads the official "python version" of CIFAR-10
-(``cifar-10-batches-py``, A. Krizhevsky, "Learning Multiple Layers of Features
-from Tiny Images", 2009). It looks, in order, at
-
-1. the ``data_dir`` argument,
-2. the ``CIFAR10_DIR`` environment variable (an offline mirror),
-3. the Keras download cache, downloading the archive once (checked by SHA-256).
-
-Each of the first two may be the ``cifar-10-batches-py`` folder itself, a
-folder that holds it (or the archive), or the ``cifar-10-python.tar.gz``
-archive. The files are read by ``helpers.cifar_files``, which treats them as
-untrusted: a hostile or damaged file is refused with a ``CifarDataError``
-before anything is executed or allocated. Images stay ``uint8`` (150 MB for
-the training set); scaling to floats happens inside the models.
+``load_cifar10`` reads the official "python version" from, in order, its ``data_dir``
+argument, the ``CIFAR10_DIR`` environment variable (an offline mirror), or the Keras download
+cache (downloading the archive once, checked by SHA-256); the files are read safely by
+``helpers.cifar_files``. Images stay ``uint8``; scaling to floats happens inside the models.
 """
 
 from __future__ import annotations
@@ -24,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import config
+from helpers import cifar_files, config
 from helpers.cifar_files import (
     ARCHIVE_NAME,
     BATCHES_DIR,
     CLASS_NAMES,
     DIR_ENV,
     HOW_TO_GET,
-    IMAGE_SHAPE,
-    NUM_CLASSES,
     ORIGIN,
     TEST_FILE,
     TRAIN_FILES,
@@ -41,20 +29,8 @@ from helpers.cifar_files import (
     read_batches_dir,
 )
 
-__all__ = [
-    "CLASS_NAMES",
-    "IMAGE_SHAPE",
-    "NUM_CLASSES",
-    "Cifar10",
-    "CifarDataError",
-    "channel_stats",
-    "describe_source",
-    "load_cifar10",
-    "load_course_data",
-    "stratified_subset",
-    "subset",
-    "train_val_split",
-]
+#: Shared with ``cifar_files``; the notebooks read them here (``data.IMAGE_SHAPE``).
+IMAGE_SHAPE, NUM_CLASSES = cifar_files.IMAGE_SHAPE, cifar_files.NUM_CLASSES
 
 #: SHA-256 of the official archive (the same checksum Keras uses).
 ARCHIVE_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
@@ -70,9 +46,6 @@ class Cifar10:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     source: str
-
-
-# --- finding the data ------------------------------------------------------------------------
 
 
 def _resolve(location: Path, origin: str) -> Path:
@@ -126,27 +99,20 @@ def load_cifar10(
 ) -> Cifar10:
     """Load CIFAR-10 as uint8 arrays, optionally as stratified slices of each split.
 
-    ``data_dir`` (or ``CIFAR10_DIR``) may be the ``cifar-10-batches-py`` folder, a
-    folder holding it or the archive, or the ``cifar-10-python.tar.gz`` archive;
-    with neither, the official archive is downloaded once into the Keras cache.
-    ``train_size``/``test_size`` keep that many images, with every class in
-    the same proportion (see ``stratified_subset``). Raises ``CifarDataError``
-    with what to do when the data is missing or damaged.
+    ``data_dir`` (or ``CIFAR10_DIR``) may be the ``cifar-10-batches-py`` folder, a folder
+    holding it or the archive, or the ``cifar-10-python.tar.gz`` archive; with neither, the
+    archive is downloaded once. ``train_size``/``test_size`` keep that many images, every
+    class in the same proportion. Raises ``CifarDataError`` saying what to do when the data
+    is missing or damaged.
     """
-    if data_dir is not None:
-        origin = "data_dir"
-        location = _resolve(Path(data_dir).expanduser(), origin)
-    elif os.environ.get(DIR_ENV):
-        origin = DIR_ENV
-        location = _resolve(Path(os.environ[DIR_ENV]).expanduser(), origin)
+    if data_dir is None and not os.environ.get(DIR_ENV):
+        origin, location = "download", _download()
     else:
-        origin = "download"
-        location = _download()
-    if location.is_file():
-        x_train, y_train, x_test, y_test = read_archive(location)
-    else:
-        x_train, y_train, x_test, y_test = read_batches_dir(location)
-    dataset = Cifar10(x_train, y_train, x_test, y_test, CLASS_NAMES, f"{location} ({origin})")
+        origin = "data_dir" if data_dir is not None else DIR_ENV
+        given = data_dir if data_dir is not None else os.environ[DIR_ENV]
+        location = _resolve(Path(given).expanduser(), origin)
+    read = read_archive if location.is_file() else read_batches_dir
+    dataset = Cifar10(*read(location), CLASS_NAMES, f"{location} ({origin})")
     return subset(dataset, train_size=train_size, test_size=test_size, seed=seed)
 
 
@@ -158,11 +124,8 @@ def load_course_data(data_dir: str | os.PathLike | None = None) -> Cifar10:
 
 
 def channel_stats(images: np.ndarray, chunk: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of uint8 images, in pixel units (0-255).
-
-    Works through the images a chunk at a time, so it never holds a float copy
-    of the whole dataset (50,000 images as float64 would take 1.2 GB).
-    """
+    """Per-channel mean and standard deviation of uint8 images, in pixel units (0-255),
+    computed a chunk at a time: a float64 copy of the training set would take 1.2 GB."""
     if getattr(images, "ndim", 0) != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise ValueError(
             "channel_stats needs a non-empty array of colour images, shape (N, height, width, "
@@ -177,9 +140,6 @@ def channel_stats(images: np.ndarray, chunk: int = 1_000) -> tuple[np.ndarray, n
     count = len(images) * images.shape[1] * images.shape[2]
     mean = total / count
     return mean, np.sqrt(total_sq / count - mean**2)
-
-
-# --- splitting -------------------------------------------------------------------------------
 
 
 def _class_counts(x, y, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -260,11 +220,8 @@ def subset(
 def train_val_split(
     x: np.ndarray, y: np.ndarray, val_fraction: float = 0.1, seed: int = config.DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split into ``(x_train, y_train, x_val, y_val)`` with the same class balance in both.
-
-    A stratified split keeps each class at 10% of the validation set, so its
-    accuracy is not skewed by chance; the seed makes the split reproducible.
-    """
+    """Split into ``(x_train, y_train, x_val, y_val)``, stratified (the same class balance in
+    both, so validation accuracy is not skewed by chance) and seeded (reproducible)."""
     from sklearn.model_selection import train_test_split
 
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, float | int):

@@ -1,20 +1,10 @@
-"""Evaluating a classifier: metrics from scikit-learn, confusion matrices, top-k, ensembles.
+"""Evaluating a classifier (notebook 06 shows each idea first): scikit-learn's metrics as
+tables, confusion matrices, top-k accuracy, ensembles, and the models earlier notebooks saved.
 
-Notebook 06 introduces every idea here in its own cells first; these functions
-package them so later notebooks can call them in one line.
-
-All functions take integer labels (``y_true``, ``y_pred``: shape ``(N,)``) or
-class probabilities (``proba``: shape ``(N, n_classes)``, rows summing to 1 as
-a softmax layer gives them). ``class_names`` fixes the number of classes, so a
-class that is missing from a small test slice still gets its row and column.
-
-Two edge cases are handled on purpose rather than left to warnings:
-
-* a class that the model **never predicts** has no precision (TP / (TP + FP)
-  is 0 / 0); scikit-learn's ``zero_division=0`` reports it as 0, and
-  ``never_predicted`` names those classes so a notebook can say why;
-* a class with **no true examples** has no recall and an all-zero row in the
-  confusion matrix; its normalised row stays zero instead of becoming NaN.
+Labels are integer arrays ``(N,)``, probabilities ``(N, n_classes)``. ``class_names`` fixes
+the number of classes, so a class missing from a small slice still gets its row. A class never
+predicted gets precision 0 (scikit-learn's ``zero_division``), not a warning; a class with no
+true examples keeps an all-zero normalised row, not NaN.
 """
 
 from __future__ import annotations
@@ -33,9 +23,6 @@ ZERO_DIVISION = 0.0
 
 class EvaluationError(ValueError):
     """Labels or probabilities that cannot be evaluated; the message says how to fix them."""
-
-
-# --- checking inputs -------------------------------------------------------------------------
 
 
 def _labels(y, name: str) -> np.ndarray:
@@ -76,6 +63,14 @@ def _n_classes(class_names: Sequence[str] | None, *arrays: np.ndarray) -> int:
     return len(class_names)
 
 
+def _classes(y_true, y_pred, class_names):
+    """The checked labels, the number of classes and their names."""
+    y_true, y_pred = _pair(y_true, y_pred)
+    n = _n_classes(class_names, y_true, y_pred)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    return y_true, y_pred, n, names
+
+
 def _proba(proba, name: str = "proba") -> np.ndarray:
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape[0] == 0 or proba.shape[1] < 2:
@@ -84,9 +79,6 @@ def _proba(proba, name: str = "proba") -> np.ndarray:
             f"got {proba.shape}. Use `model.predict(x)` on a batch of images."
         )
     return proba
-
-
-# --- metrics ---------------------------------------------------------------------------------
 
 
 def accuracy(y_true, y_pred) -> float:
@@ -98,32 +90,21 @@ def accuracy(y_true, y_pred) -> float:
 
 
 def never_predicted(y_true, y_pred, class_names: Sequence[str] | None = None) -> list[str]:
-    """Classes the model never predicts: their precision is 0 / 0, reported as 0.
-
-    Returns class names (or numbers as strings when ``class_names`` is None).
-    """
-    y_true, y_pred = _pair(y_true, y_pred)
-    n = _n_classes(class_names, y_true, y_pred)
-    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    """Names of the classes the model never predicts (their precision, 0 / 0, is reported as 0);
+    class numbers as strings when ``class_names`` is None."""
+    y_true, y_pred, n, names = _classes(y_true, y_pred, class_names)
     counts = np.bincount(y_pred, minlength=n)
     return [names[c] for c in range(n) if counts[c] == 0]
 
 
 def report_table(y_true, y_pred, class_names: Sequence[str] | None = None):
-    """``sklearn.metrics.classification_report`` as a pandas DataFrame.
-
-    One row per class (precision, recall, f1-score, support, plus ``predicted``:
-    how often the model chose that class), then ``accuracy``, ``macro avg``
-    (every class counts the same) and ``weighted avg`` (classes weighted by
-    their number of true examples). A class never predicted gets precision 0
-    (``zero_division=0``) instead of a warning; see ``never_predicted``.
-    """
+    """``sklearn.metrics.classification_report`` as a DataFrame: a row per class (precision,
+    recall, f1-score, support, and ``predicted``: how often the model chose it), then
+    ``accuracy``, ``macro avg`` and ``weighted avg``."""
     import pandas as pd
     from sklearn.metrics import classification_report
 
-    y_true, y_pred = _pair(y_true, y_pred)
-    n = _n_classes(class_names, y_true, y_pred)
-    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    y_true, y_pred, n, names = _classes(y_true, y_pred, class_names)
     report = classification_report(
         y_true,
         y_pred,
@@ -132,16 +113,12 @@ def report_table(y_true, y_pred, class_names: Sequence[str] | None = None):
         output_dict=True,
         zero_division=ZERO_DIVISION,
     )
-    acc = report.pop("accuracy")
+    nan = float("nan")
+    report["accuracy"] = {"precision": nan, "recall": nan, "f1-score": report["accuracy"]}
+    report["accuracy"]["support"] = len(y_true)
     table = pd.DataFrame(report).T
     table["support"] = table["support"].astype(int)
-    predicted = np.bincount(y_pred, minlength=n)
-    table["predicted"] = [*predicted.tolist(), len(y_pred), len(y_pred)]
-    accuracy_row = pd.DataFrame(
-        {"precision": [np.nan], "recall": [np.nan], "f1-score": [acc]},
-        index=["accuracy"],
-    ).assign(support=len(y_true), predicted=len(y_pred))
-    table = pd.concat([table.iloc[:n], accuracy_row, table.iloc[n:]])
+    table["predicted"] = [*np.bincount(y_pred, minlength=n).tolist(), *[len(y_pred)] * 3]
     table.index.name = "class"
     return table
 
@@ -157,16 +134,11 @@ def summary(y_true, y_pred, class_names: Sequence[str] | None = None) -> dict[st
 
 
 def confusion(y_true, y_pred, class_names: Sequence[str] | None = None, *, normalize=False):
-    """Confusion matrix: row = true class, column = predicted class.
-
-    With ``normalize=True`` each row is divided by the number of true examples
-    of its class, so it sums to 1 and the diagonal is the per-class recall. A
-    class with no true examples keeps a row of zeros (not NaN).
-    """
+    """Confusion matrix (row = true class, column = predicted class); ``normalize=True``
+    divides each row by its sum, so the diagonal is the per-class recall."""
     from sklearn.metrics import confusion_matrix
 
-    y_true, y_pred = _pair(y_true, y_pred)
-    n = _n_classes(class_names, y_true, y_pred)
+    y_true, y_pred, n, _ = _classes(y_true, y_pred, class_names)
     counts = confusion_matrix(y_true, y_pred, labels=list(range(n)))
     return normalize_rows(counts) if normalize else counts
 
@@ -179,11 +151,8 @@ def normalize_rows(counts) -> np.ndarray:
 
 
 def most_confused(counts, class_names: Sequence[str], k: int = 5):
-    """The ``k`` largest off-diagonal cells of a confusion matrix, as a DataFrame.
-
-    Columns: ``true``, ``predicted``, ``count`` and ``share`` (the fraction of
-    that true class sent to that prediction). Pairs with a count of 0 are left out.
-    """
+    """The ``k`` largest non-zero off-diagonal cells of a confusion matrix, as a DataFrame:
+    ``true``, ``predicted``, ``count`` and ``share`` (of that true class)."""
     import pandas as pd
 
     counts = np.asarray(counts)
@@ -220,11 +189,8 @@ def top_k_accuracy(y_true, proba, k: int = 3) -> float:
 
 
 def misclassified(y_true, proba, class_names: Sequence[str], n: int | None = None):
-    """The wrongly classified images, most confident mistakes first, as a DataFrame.
-
-    Columns: ``index`` (into the evaluated arrays), ``true``, ``predicted``,
-    ``confidence`` (probability of the predicted class). ``n`` keeps the first n.
-    """
+    """The wrongly classified images, most confident first, as a DataFrame: ``index`` (into
+    the arrays), ``true``, ``predicted``, ``confidence``; ``n`` keeps the first n."""
     import pandas as pd
 
     proba = _proba(proba)
@@ -246,30 +212,22 @@ def misclassified(y_true, proba, class_names: Sequence[str], n: int | None = Non
 
 
 def generalization_gap(model, train: tuple, validation: tuple) -> dict[str, float]:
-    """Accuracy on the training data and on the validation data, both measured the same
-    way (inference mode: dropout and augmentation off), and their difference ``gap``.
-
-    The training accuracy Keras logs during ``fit`` is measured with dropout and
-    augmentation on and averaged over a changing model, so it is not comparable.
-    """
+    """Accuracy on the training and the validation data, both in inference mode, and their
+    difference ``gap`` (the training accuracy ``fit`` logs has dropout and augmentation on
+    and averages over a changing model, so it is not comparable)."""
     (x_train, y_train), (x_val, y_val) = train, validation
     train_acc = accuracy(y_train, predict_proba(model, x_train).argmax(axis=1))
     val_acc = accuracy(y_val, predict_proba(model, x_val).argmax(axis=1))
     return {"train accuracy": train_acc, "val accuracy": val_acc, "gap": train_acc - val_acc}
 
 
-# --- models and ensembles ---------------------------------------------------------------------
-
-
 def predict_proba(model, x, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities of ``model`` on uint8 images ``x`` (the model rescales them).
+    """Class probabilities of ``model`` on images ``x``, as ``model.predict`` gives them.
 
-    On TensorFlow and PyTorch, the same as ``model.predict(x, batch_size=batch_size)`` but
-    calling the model on each batch directly (``model(batch, training=False)``): ``predict``
-    traces a TensorFlow graph for every new model and again for a last, smaller batch, and
-    predicting with several models in a row (an ensemble, an ablation) made TensorFlow print
-    warnings about "retracing". On JAX it is ``model.predict``: JAX is fast only compiled,
-    and a direct call would run, and compile, the model operation by operation.
+    On TensorFlow and PyTorch the model is called on each batch directly: ``predict`` traces
+    a graph for every new model and for a last, smaller batch, and several models in a row
+    (an ensemble) made TensorFlow warn about "retracing". On JAX it is ``model.predict``: a
+    direct call would compile the model operation by operation.
     """
     import keras
 
@@ -300,15 +258,18 @@ def ensemble_proba(probas: Sequence) -> np.ndarray:
 
 
 def compare_members(y_true, probas: dict[str, np.ndarray], k: int = 3):
-    """Accuracy and top-k accuracy of each member and of their ensemble, as a DataFrame.
-
-    The ``ensemble`` row averages all members; ``gain`` is its accuracy minus
-    the best single member's (positive: the ensemble helps).
-    """
+    """Accuracy and top-k accuracy of each member and of their ``ensemble`` (the mean of all),
+    as a DataFrame; ``gain`` is each accuracy minus the best single member's."""
     import pandas as pd
 
-    rows = {name: _scores(y_true, p, k) for name, p in probas.items()}
-    rows["ensemble"] = _scores(y_true, ensemble_proba(list(probas.values())), k)
+    probas = {**probas, "ensemble": ensemble_proba(list(probas.values()))}
+    rows = {
+        name: {
+            "accuracy": accuracy(y_true, _proba(p).argmax(axis=1)),
+            f"top-{k} accuracy": top_k_accuracy(y_true, p, k),
+        }
+        for name, p in probas.items()
+    }
     table = pd.DataFrame(rows).T
     table.index.name = "model"
     best = table.drop(index="ensemble")["accuracy"].max()
@@ -316,21 +277,12 @@ def compare_members(y_true, probas: dict[str, np.ndarray], k: int = 3):
     return table
 
 
-def _scores(y_true, proba, k: int) -> dict[str, float]:
-    proba = _proba(proba)
-    return {
-        "accuracy": accuracy(y_true, proba.argmax(axis=1)),
-        f"top-{k} accuracy": top_k_accuracy(y_true, proba, k),
-    }
-
-
 def saved_models(
     patterns: Sequence[str] = ("*.keras",), directory: str | Path | None = None
 ) -> dict[str, Path]:
-    """Models saved by earlier notebooks: ``{name: path}`` for the files under
-    ``config.artifacts_dir()`` (or ``directory``) that match any of the glob ``patterns``,
-    e.g. ``"runs/03_*/best.keras"``, sorted by name. A file called ``best.keras`` or
-    ``last.keras`` is named after its folder (the run), any other after its file name."""
+    """``{name: path}`` of the models under ``config.artifacts_dir()`` (or ``directory``)
+    matching any glob of ``patterns`` (e.g. ``"runs/03_*/best.keras"``), sorted by name;
+    ``best.keras`` and ``last.keras`` are named after their folder (the run)."""
     folder = Path(directory) if directory is not None else config.artifacts_dir()
     found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
     named = {(p.parent.name if p.stem in ("best", "last") else p.stem): p for p in found}
@@ -359,12 +311,9 @@ def load_members(paths: dict[str, Path], input_shape=(32, 32, 3), n_classes: int
 def load_or_train(
     patterns: Sequence[str], train: Callable[[], object], directory: str | Path | None = None
 ):
-    """The first usable model that an earlier notebook saved (``saved_models(patterns)``,
-    in name order); when there is none, ``train()`` builds one instead.
-
-    Prints which of the two happened, because the numbers that follow depend on it.
-    Returns ``(name, model, loaded)``, ``loaded`` True for a model read from disk.
-    """
+    """``(name, model, loaded)``: the first usable model an earlier notebook saved
+    (``saved_models(patterns)``), else ``train()``'s; prints which, since the numbers that
+    follow depend on it."""
     members = load_members(saved_models(patterns, directory))
     if members:
         name, model = next(iter(members.items()))

@@ -1,21 +1,10 @@
-"""Grad-CAM: where in the image a CNN looked for a class (Selvaraju et al., 2017).
-
-Notebook 06 writes each step in its cells first; this module packages them:
-
-1. ``split(model, layer_name)``: two Keras models, ``features`` (images -> the chosen
-   layer's feature maps) and ``head`` (feature maps -> class scores before the softmax).
-2. ``score_gradients(head, feature_maps, class_indices)``: the gradient of each image's
-   class score with respect to its feature maps, taken the way the active backend does
-   (``tf.GradientTape``, ``jax.grad`` of a ``stateless_call``, torch autograd).
-3. ``weigh(feature_maps, gradients)``: average each channel's gradient over the map
-   (that channel's weight), sum the weighted channels, ReLU, scale to [0, 1].
-
-``heatmaps(model, images)`` runs the three; ``show(images, heatmaps)`` draws them over the
-images. Models may be Functional (with skip connections before the chosen layer) or
-Sequential, and may nest a backbone (``keras.applications``) as one layer: nested models
-are opened up, layer by layer, so a layer inside them can be chosen. Reference:
-R. R. Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization", ICCV 2017, arXiv:1610.02391.
+"""Grad-CAM: where in the image a CNN looked for a class (Selvaraju et al., ICCV 2017,
+arXiv:1610.02391). Notebook 06 writes each step in its cells first; this module packages them:
+``split`` cuts a model into ``features`` (images -> a layer's feature maps) and ``head`` (feature
+maps -> class scores before the softmax), ``score_gradients`` differentiates the class score on
+the active backend, ``weigh`` turns maps and gradients into heat maps, ``heatmaps`` runs the
+three and ``show`` draws them. Functional models (with skip connections) and Sequential ones
+work, and a nested backbone (``keras.applications``) is opened up so its layers can be chosen.
 """
 
 from __future__ import annotations
@@ -23,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import matplotlib.pyplot as plt
 import numpy as np
+
+from helpers import plots
 
 #: Images per forward/backward pass in ``heatmaps`` (keeps memory flat for big models).
 BATCH_SIZE = 32
@@ -32,9 +22,6 @@ BATCH_SIZE = 32
 
 class GradCamError(ValueError):
     """The model or the layer cannot be used for Grad-CAM; the message says why."""
-
-
-# --- opening up the model ------------------------------------------------------------------
 
 
 def _is_subgraph(layer) -> bool:
@@ -45,12 +32,9 @@ def _is_subgraph(layer) -> bool:
 
 
 def _inline(model, inputs, calls: list):
-    """Call ``model``'s layers on ``inputs`` one by one (nested models too, recursively),
-    appending ``(layer, args, output)`` to ``calls`` in call order; returns the output.
-
-    The layers are the model's own (same weights): only the graph is new, so that every
-    layer's output, also inside a nested backbone, is a tensor of one graph.
-    """
+    """Call ``model``'s own layers (same weights) on ``inputs`` one by one, nested models too,
+    appending ``(layer, args, output)`` to ``calls``; returns the output. Only the graph is new,
+    so every layer's output, also inside a nested backbone, is a tensor of one graph."""
 
     def call(layer, *args, **kwargs):
         nested = _is_subgraph(layer)
@@ -84,14 +68,6 @@ def _model_inputs(model):
     return fresh[0] if len(fresh) == 1 else fresh
 
 
-def _is_softmax(layer) -> bool:
-    """True for a Softmax layer or a layer whose activation is softmax."""
-    activation = getattr(layer, "activation", None)
-    return isinstance(layer, keras.layers.Softmax) or (
-        getattr(activation, "__name__", "") == "softmax"
-    )
-
-
 def _logits(layer, args):
     """The class scores before ``layer``'s softmax: its input for an Activation/Softmax
     layer, else a linear twin of the layer (same weights, no activation) on its input."""
@@ -110,7 +86,8 @@ def _graph(model):
     inputs, calls = _model_inputs(model), []
     outputs = _inline(model, inputs, calls)
     last, args, output = calls[-1]
-    if output is outputs and _is_softmax(last):
+    softmax = getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
+    if output is outputs and (softmax or isinstance(last, keras.layers.Softmax)):
         outputs = _logits(last, args)
     return inputs, outputs, calls
 
@@ -120,9 +97,6 @@ def feature_layer_names(model) -> list[str]:
     models' layers included, in the order the model calls them."""
     _, _, calls = _graph(model)
     return [layer.name for layer, _, out in calls if len(getattr(out, "shape", ())) == 4]
-
-
-# --- the split --------------------------------------------------------------------------
 
 
 def _chosen_output(model, calls, layer_name):
@@ -162,9 +136,6 @@ def split(model, layer_name: str | None = None):
             f"the last merge, e.g. the default {feature_layer_names(model)[-1]!r}"
         ) from error
     return features, head
-
-
-# --- the gradient, per backend -------------------------------------------------------------
 
 
 def class_scores(scores, class_indices):
@@ -234,9 +205,6 @@ def score_gradients(head, feature_maps, class_indices) -> np.ndarray:
     return keras.ops.convert_to_numpy(gradients)
 
 
-# --- from gradients to heat maps -----------------------------------------------------------
-
-
 def weigh(feature_maps, gradients) -> np.ndarray:
     """Grad-CAM's heat maps ``(n, h, w)`` in [0, 1]: each channel's weight is its gradient
     averaged over the map; the weighted channels are summed, passed through a ReLU (only
@@ -279,42 +247,16 @@ def heatmaps(model, images, layer_name: str | None = None, class_indices=None) -
     return np.concatenate(batches).astype("float32")
 
 
-# --- the picture ---------------------------------------------------------------------------
-
-
-def _displayable(image: np.ndarray) -> np.ndarray:
-    """uint8 stays; floats in [0, 1] stay; other floats (0-255) become uint8."""
-    if image.dtype == np.uint8 or image.max() <= 1.0:
-        return image
-    return np.clip(image, 0, 255).astype("uint8")
-
-
-def show(
-    images,
-    heatmaps: np.ndarray,
-    titles: Sequence[str] | None = None,
-    alpha: float = 0.4,
-    ncols: int = 8,
-    size: float = 1.5,
-):
+def show(images, heatmaps: np.ndarray, titles: Sequence[str] | None = None, size: float = 1.5):
     """Each image with its heat map laid over it (bilinearly upsampled to the image, the
     "jet" colour map: red = most weight), in a grid; returns the matplotlib Figure."""
-    images, heatmaps = np.asarray(images), np.asarray(heatmaps)
-    n = len(images)
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i >= n:
-            continue
-        height, width = images[i].shape[:2]
-        ax.imshow(_displayable(images[i]), extent=(0, width, height, 0))
+    images = np.asarray(images)
+    if images.dtype != np.uint8 and images.max() > 1.0:  # floats in 0-255, as Keras reads files
+        images = np.clip(images, 0, 255).astype("uint8")
+    fig = plots.image_grid(images, titles, ncols=max(1, min(8, len(images))), size=size)
+    for ax, heatmap in zip(fig.axes, heatmaps, strict=False):
+        extent = ax.images[0].get_extent()
         ax.imshow(
-            heatmaps[i], cmap="jet", alpha=alpha, vmin=0, vmax=1,
-            extent=(0, width, height, 0), interpolation="bilinear",
-        )  # fmt: skip
-        if titles is not None:
-            ax.set_title(titles[i], fontsize=8)
-    fig.tight_layout()
+            heatmap, "jet", alpha=0.4, vmin=0, vmax=1, interpolation="bilinear", extent=extent
+        )
     return fig

@@ -1,27 +1,18 @@
 """Check a folder of images (one sub-folder per class) before training on it (notebook 10).
 
-``keras.utils.image_dataset_from_directory`` reads every file with an image extension and
-stops mid-epoch at the first one it cannot decode. ``check_folder`` looks at every file
-first, with Pillow, and sorts them out without touching the learner's folder (nothing is
-deleted or moved):
-
-- **skipped**: files that are not images, are corrupt or truncated, are in a format
-  ``image_dataset_from_directory`` does not read, or are too large to decode safely
-  (more than ``MAX_PIXELS``: a "decompression bomb" is a small file that claims
-  gigabytes of pixels);
-- **duplicates**: files with the same bytes as an earlier one (SHA-256); only the first
-  copy is kept, so the same photo cannot land in the training and the test split;
-- **tiny**: images smaller than ``min_side`` pixels on a side, kept but listed.
-
-``link_view`` then builds a clean copy of the folder from links to the good files (copies
-where links are not allowed), split into parts, under the course's artifacts folder; the
-notebook reads that with ``image_dataset_from_directory``. ``read_image`` is the safe reader
-the checks and ``helpers.predict`` share.
+``keras.utils.image_dataset_from_directory`` stops mid-epoch at the first file it cannot
+decode, so ``check_folder`` first looks at every file with Pillow and sorts out the ones it
+would fail on (not images, corrupt, unreadable formats, decompression bombs), the exact
+duplicates (so one photo cannot land in both training and test) and the tiny images, without
+changing the learner's folder. ``link_view`` then builds a clean copy from links, split into
+parts. ``read_image`` is the one safe image reader of the course (``upload`` and ``predict``
+use it too).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import warnings
@@ -47,27 +38,31 @@ class FolderError(ValueError):
     """The folder is not a folder of class sub-folders; the message says what is expected."""
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS):
-    """Open ``path`` with Pillow, check and decode it; return an RGB ``PIL.Image``.
+def read_image(source: str | os.PathLike | bytes, max_pixels: int = MAX_PIXELS, finish=None):
+    """Open an image file (a path, or its bytes) with Pillow, check and decode it; return
+    ``finish(image)`` (default: an RGB copy) of the decoded ``PIL.Image``.
 
-    The header is read first: an image of more than ``max_pixels`` is refused before its
-    pixels are decoded. Then ``verify()`` checks the file's structure and ``load()``
-    decodes every pixel, so a truncated file fails here, not in the middle of training.
-    Raises ``ImageFileError`` with a one-line reason.
+    The header is read first: an image of more than ``max_pixels`` (or a "decompression
+    bomb", a small file claiming gigabytes of pixels) is refused before it is decoded. Then
+    ``verify()`` checks the file's structure and ``load()`` decodes every pixel, so a truncated
+    file fails here, not in the middle of training. Raises ``ImageFileError`` with a one-line
+    reason; an ``ImageFileError`` that ``finish`` raises passes through unchanged.
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
+    def open_():
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on odd metadata
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with open_() as image:
                 _check_size(image.size, max_pixels)
                 image.verify()
-            with Image.open(path) as image:  # verify() leaves the image unusable: reopen
+            with open_() as image:  # verify() leaves the image unusable: reopen
                 image.load()
-                return image.convert("RGB")
+                return finish(image) if finish else image.convert("RGB")
     except ImageFileError:
         raise
     except FileNotFoundError:
@@ -85,7 +80,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS):
 def _too_large(max_pixels: int) -> str:
     return (
         f"too large to decode safely (over {max_pixels / 1e6:.0f} megapixels, or a file "
-        f"that claims to be: a decompression bomb); shrink it first"
+        "that claims to be: a decompression bomb); shrink it first"
     )
 
 
@@ -94,24 +89,8 @@ def _check_size(size: tuple[int, int], max_pixels: int) -> None:
     if width < 1 or height < 1:
         raise ImageFileError(f"{width}×{height} pixels: it holds no image")
     if width * height > max_pixels:
-        raise ImageFileError(_too_large(max_pixels))
-
-
-def image_format(path: str | os.PathLike) -> str | None:
-    """The format Pillow reads in the file's header (``"JPEG"``, ``"PNG"``, ...), or None."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return image.format
-    except Exception:
-        return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes: two files with the same digest are exact duplicates."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        megapixels = f"{width}×{height} pixels ({width * height / 1e6:.0f} megapixels)"
+        raise ImageFileError(f"{megapixels}: {_too_large(max_pixels)}")
 
 
 @dataclass
@@ -183,15 +162,12 @@ def class_folders(root: str | os.PathLike) -> list[str]:
 def _why_skipped(path: Path, max_pixels: int) -> tuple[str | None, tuple[int, int] | None]:
     """(reason to skip ``path`` or None, its size when it is a usable image)."""
     try:
-        size = read_image(path, max_pixels).size
+        size, fmt = read_image(path, max_pixels, lambda image: (image.size, image.format))
     except ImageFileError as err:
         return str(err), None
-    fmt = image_format(path)
     if path.suffix.lower() not in IMAGE_EXTENSIONS or fmt not in READABLE_FORMATS:
-        return (
-            f"a {fmt} image, a format image_dataset_from_directory does not read; "
-            f"save it as JPEG or PNG"
-        ), None
+        reason = f"a {fmt} image, a format image_dataset_from_directory does not read"
+        return f"{reason}; save it as JPEG or PNG", None
     return None, size
 
 
@@ -199,7 +175,8 @@ def check_folder(
     root: str | os.PathLike, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS
 ) -> FolderReport:
     """Look at every file of every class folder of ``root`` (sub-folders included) and sort
-    it: good, skipped (with the reason), duplicate (of which file), tiny. Reads only."""
+    it: good, skipped (with the reason), duplicate (of which file, by SHA-256), tiny. Reads
+    only."""
     root = Path(root)
     report = FolderReport(root, class_folders(root), min_side=min_side)
     report.ignored = sorted(p.name for p in root.iterdir() if p.is_file())
@@ -211,7 +188,8 @@ def check_folder(
             if why:
                 report.skipped[relative] = why
                 continue
-            digest = file_sha256(path)
+            with open(path, "rb") as file:
+                digest = hashlib.file_digest(file, "sha256").hexdigest()
             if digest in first_copy:
                 report.duplicates[relative] = first_copy[digest]
                 continue
@@ -220,16 +198,6 @@ def check_folder(
             if min(size) < min_side:
                 report.tiny[relative] = size
     return report
-
-
-def _link_or_copy(source: Path, target: Path) -> str:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.symlink(source.resolve(), target)
-        return "link"
-    except (OSError, NotImplementedError):  # e.g. Windows without the right to make links
-        shutil.copy2(source, target)
-        return "copy"
 
 
 def link_view(
@@ -254,5 +222,10 @@ def link_view(
         for name in class_names:
             (folders[part] / name).mkdir(parents=True)
         for relative in files:
-            _link_or_copy(root / relative, folders[part] / relative)
+            target = folders[part] / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.symlink((root / relative).resolve(), target)
+            except (OSError, NotImplementedError):  # e.g. Windows without the right to link
+                shutil.copy2(root / relative, target)
     return folders

@@ -1,8 +1,5 @@
-"""Figures used across the course (matplotlib and seaborn).
-
-Each function draws one kind of picture and returns the matplotlib Figure,
-so a notebook cell stays one short call and the figure can still be saved.
-"""
+"""Figures used across the course (matplotlib and seaborn): each function draws what it is
+given and returns the matplotlib Figure, so a notebook cell stays one short call."""
 
 from __future__ import annotations
 
@@ -15,48 +12,37 @@ import seaborn as sns
 
 
 def image_grid(
-    images: np.ndarray,
+    images,
     titles: Sequence[str] | None = None,
     ncols: int = 8,
     size: float = 1.3,
+    *,
+    cmap=None,
+    title: str = "",
 ):
-    """Draw uint8 images ``(N, H, W, 3)`` in a grid, with an optional title under each."""
-    n = len(images)
-    nrows = max(1, int(np.ceil(n / ncols)))
+    """Draw images ``(N, H, W, 3)`` (or 2-D maps, coloured with ``cmap``) in a grid without
+    axes, with an optional title under each and ``title`` above all."""
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.15))
     for i, ax in enumerate(np.atleast_1d(axes).ravel()):
         ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], interpolation="nearest")
+        if i < len(images):
+            ax.imshow(images[i], cmap=cmap, interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def examples_per_class(
-    images: np.ndarray,
-    labels: np.ndarray,
-    class_names: Sequence[str],
-    per_class: int = 8,
-    seed: int = 0,
-):
+def examples_per_class(images, labels, class_names: Sequence[str], per_class=8, seed=0):
     """One row per class with ``per_class`` random examples of it, the class name on the left."""
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(
-        len(class_names), per_class, figsize=(per_class * 1.0, len(class_names) * 1.0)
-    )
-    for row, name in enumerate(class_names):
-        picks = rng.choice(np.flatnonzero(labels == row), size=per_class, replace=False)
-        for col, index in enumerate(picks):
-            ax = axes[row, col]
-            ax.imshow(images[index], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    fig.tight_layout()
-    return fig
+    rows = {}
+    for c, name in enumerate(class_names):
+        rows[name] = images[rng.choice(np.flatnonzero(labels == c), per_class, replace=False)]
+    return image_rows(rows, size=1.0)
 
 
 def class_balance(splits: dict[str, np.ndarray], class_names: Sequence[str]):
@@ -71,8 +57,7 @@ def class_balance(splits: dict[str, np.ndarray], class_names: Sequence[str]):
     fig, ax = plt.subplots(figsize=(9, 3.2))
     sns.barplot(data=table, x="class", y="share", hue="split", ax=ax)
     ax.axhline(1 / len(class_names), color="black", lw=0.8, ls="--", label="perfect balance")
-    ax.set_ylabel("share of images")
-    ax.set_xlabel("")
+    ax.set(ylabel="share of images", xlabel="")
     ax.tick_params(axis="x", rotation=30)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -83,30 +68,14 @@ def channel_histograms(images: np.ndarray, sample: int = 300, seed: int = 0):
     """Distribution of pixel values in the red, green and blue channels (a random sample)."""
     rng = np.random.default_rng(seed)
     picked = images[rng.choice(len(images), size=min(sample, len(images)), replace=False)]
-    table = pd.DataFrame(
-        {
-            "value": picked.reshape(-1, 3).ravel(order="F"),
-            "channel": np.repeat(["red", "green", "blue"], picked.size // 3),
-        }
-    )
     fig, ax = plt.subplots(figsize=(8, 3))
-    sns.histplot(
-        data=table,
-        x="value",
-        hue="channel",
-        bins=64,
-        element="step",
-        stat="density",
-        common_norm=False,
-        palette={"red": "tab:red", "green": "tab:green", "blue": "tab:blue"},
-        ax=ax,
-    )
+    style = {"bins": 64, "range": (0, 255), "density": True, "histtype": "step"}
+    for c, name in enumerate(("red", "green", "blue")):
+        ax.hist(picked[..., c].ravel(), color=f"tab:{name}", label=name, **style)
+    ax.legend(title="channel")
     ax.set_xlabel("pixel value (uint8, 0-255)")
     fig.tight_layout()
     return fig
-
-
-# --- evaluation (notebook 06) -----------------------------------------------------------------
 
 
 def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
@@ -115,23 +84,12 @@ def confusion_heatmaps(counts: np.ndarray, class_names: Sequence[str]):
     counts = np.asarray(counts)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    style = {"annot": True, "cmap": "Blues", "cbar": False, "square": True}
+    style |= {"annot_kws": {"fontsize": 7}, "xticklabels": class_names, "yticklabels": class_names}
     panels = [(counts, "d", "counts"), (shares, ".2f", "share of each true class")]
     for ax, (matrix, fmt, title) in zip(axes, panels, strict=True):
-        sns.heatmap(
-            matrix,
-            annot=True,
-            fmt=fmt,
-            cmap="Blues",
-            cbar=False,
-            square=True,
-            annot_kws={"fontsize": 7},
-            xticklabels=class_names,
-            yticklabels=class_names,
-            ax=ax,
-        )
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(title)
+        sns.heatmap(matrix, fmt=fmt, ax=ax, **style)
+        ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.tight_layout()
     return fig
 
@@ -152,52 +110,26 @@ def top_k_bars(image: np.ndarray, top: pd.DataFrame, title: str = ""):
     left.set_title(f"{title}\n(what the model sees: 32×32)", fontsize=9)
     left.axis("off")
     sns.barplot(data=top, x="probability", y="class", color="tab:blue", ax=right)
-    for patch, p in zip(right.patches, top["probability"], strict=False):
-        right.text(
-            patch.get_width() + 0.01,
-            patch.get_y() + patch.get_height() / 2,
-            f"{p:.0%}",
-            va="center",
-            fontsize=9,
-        )
-    right.set_xlim(0, 1.1)
-    right.set_xlabel("probability")
-    right.set_ylabel("")
+    shares = [f"{p:.0%}" for p in top["probability"]]
+    right.bar_label(right.containers[0], labels=shares, padding=3, fontsize=9)
+    right.set(xlim=(0, 1.1), xlabel="probability", ylabel="")
     fig.tight_layout()
     return fig
 
 
-# --- overfitting (notebook 05) ----------------------------------------------------------------
-
-
 def generalization_gap(history: pd.DataFrame, title: str = ""):
-    """Training and validation accuracy per epoch with the gap between them shaded, and the
-    two losses. ``history`` is tidy (``training.history_frame``: epoch, metric, split, value)."""
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+    """``learning_curves`` with the gap between training and validation accuracy shaded and
+    its last value written. ``history`` is tidy (``history_frame``)."""
+    fig = learning_curves(history, title=title)
+    acc_ax = fig.axes[1]
     acc = history[history["metric"] == "accuracy"].pivot(
         index="epoch", columns="split", values="value"
     )
-    acc_ax.plot(acc.index, acc["train"], marker="o", label="train")
-    acc_ax.plot(acc.index, acc["validation"], marker="o", label="validation")
-    acc_ax.fill_between(
-        acc.index, acc["validation"], acc["train"], color="tab:red", alpha=0.15, label="gap"
-    )
-    last = acc.index[-1]
-    gap = acc.loc[last, "train"] - acc.loc[last, "validation"]
-    acc_ax.annotate(
-        f"gap {gap:.2f}",
-        (last, (acc.loc[last, "train"] + acc.loc[last, "validation"]) / 2),
-        ha="right",
-        color="tab:red",
-    )
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
-    for ax in (acc_ax, loss_ax):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    acc_ax.legend()
-    losses = history[history["metric"] == "loss"]
-    sns.lineplot(data=losses, x="epoch", y="value", hue="split", marker="o", ax=loss_ax)
-    loss_ax.set(ylabel="loss", title=f"{title} loss".strip())
-    fig.tight_layout()
+    acc_ax.fill_between(acc.index, acc["validation"], acc["train"], color="tab:red", alpha=0.15)
+    last = acc.iloc[-1]
+    where = (acc.index[-1], (last["train"] + last["validation"]) / 2)
+    gap = f"gap {last['train'] - last['validation']:.2f}"
+    acc_ax.annotate(gap, where, ha="right", color="tab:red")
     return fig
 
 
@@ -232,8 +164,7 @@ def image_rows(rows: dict[str, np.ndarray], size: float = 1.25):
     )
     for ax_row, (name, images) in zip(axes, rows.items(), strict=True):
         for col, ax in enumerate(ax_row):
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if col < len(images):
                 ax.imshow(images[col], interpolation="nearest")
             else:
@@ -243,34 +174,14 @@ def image_rows(rows: dict[str, np.ndarray], size: float = 1.25):
     return fig
 
 
-# --- transfer learning (notebook 04) ---------------------------------------------------------
-
-
 def phase_curves(history: pd.DataFrame, second_phase_from: int, label: str = "fine-tuning"):
-    """Accuracy and loss side by side over two training phases (tidy ``history``: epoch,
-    metric, split, value, epochs numbered across both phases), with a dashed line where
-    the second phase (e.g. fine-tuning) starts."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
-        sns.lineplot(
-            data=history[history["metric"] == metric],
-            x="epoch",
-            y="value",
-            hue="split",
-            marker="o",
-            ax=ax,
-        )
+    """``learning_curves`` over two training phases (epochs numbered across both), with a
+    dashed line where the second phase (e.g. fine-tuning) starts."""
+    fig = learning_curves(history)
+    for ax in fig.axes:
         ax.axvline(second_phase_from - 0.5, color="black", ls="--", lw=1)
-        ax.annotate(
-            f" {label} →",
-            (second_phase_from - 0.5, 1.0),
-            xycoords=("data", "axes fraction"),
-            va="top",
-            fontsize=9,
-        )
-        ax.set(ylabel=metric, title=metric)
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    fig.tight_layout()
+        where = (second_phase_from - 0.5, 1.0)
+        ax.annotate(f" {label} →", where, xycoords=("data", "axes fraction"), va="top", fontsize=9)
     return fig
 
 
@@ -285,9 +196,6 @@ def value_bars(values: dict[str, float], xlabel: str, fmt: str = "{:.3f}", title
     ax.margins(x=0.15)
     fig.tight_layout()
     return fig
-
-
-# --- building and training CNNs (notebooks 02 and 03) ----------------------------------------
 
 
 def history_frame(history) -> pd.DataFrame:
@@ -333,36 +241,19 @@ def learning_curves(history, fig=None, title: str = ""):
     return fig
 
 
-def _tiles(tiles, ncols: int, size: float, title: str, cmap=None, labels: bool = False):
-    """Small images in a grid without axes (filters, feature maps)."""
-    nrows = int(np.ceil(len(tiles) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + 0.4))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i < len(tiles):
-            ax.imshow(tiles[i], cmap=cmap, interpolation="nearest")
-            if labels:
-                ax.set_title(str(i), fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def conv_filters(kernel: np.ndarray, max_filters: int = 32, ncols: int = 8, title: str = ""):
-    """The 3×3 (or k×k) filters of a first convolution layer as small RGB images.
-
-    ``kernel`` has Keras's shape ``(k, k, 3, filters)``; each filter is rescaled to
-    0-1 on its own so its pattern (edge, colour blob) is visible."""
+    """The 3×3 (or k×k) filters of a first convolution layer, shape ``(k, k, 3, filters)``,
+    as small RGB images, each rescaled to 0-1 on its own so its pattern is visible."""
     tiles = []
     for i in range(min(max_filters, kernel.shape[-1])):
         f = kernel[..., i]
         f = (f - f.min()) / (f.max() - f.min() + 1e-8)
         tiles.append(f if f.shape[-1] == 3 else f.mean(axis=-1))
-    return _tiles(tiles, ncols, 0.9, title)
+    return image_grid(tiles, ncols=ncols, size=0.9, title=title)
 
 
 def feature_maps(maps: np.ndarray, max_maps: int = 16, ncols: int = 8, title: str = ""):
     """The channels of one image's activations ``(H, W, C)`` as colour-mapped images."""
-    tiles = [maps[..., i] for i in range(min(max_maps, maps.shape[-1]))]
-    return _tiles(tiles, ncols, 1.1, title, cmap="viridis", labels=True)
+    n = min(max_maps, maps.shape[-1])
+    tiles, labels = [maps[..., i] for i in range(n)], [str(i) for i in range(n)]
+    return image_grid(tiles, labels, ncols, size=1.1, cmap="viridis", title=title)

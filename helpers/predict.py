@@ -1,18 +1,12 @@
 """Classify image files with a saved model, from the command line (notebook 10)::
 
-    python -m helpers.predict MODEL.keras IMAGE [IMAGE ...]
+    python -m helpers.predict MODEL.keras IMAGE [IMAGE ...] [--top K] [--classes FILE]
 
-prints, for every image, its ``--top`` (3) most probable classes with their
-probabilities. A file that cannot be classified (missing, not an image, corrupt, too large)
-gets a one-line message and the others go on; the exit status is 0 when every image was
-classified, 1 when some were not, 2 when the model itself cannot be used.
-
-The class names come from the JSON file next to the model (``classes_file``: for
-``flowers.keras`` it is ``flowers.classes.json``, a list of names in the model's output
-order, as notebook 10 writes it), or from ``--classes``. Each image is decoded safely
-(``helpers.image_folder.read_image``) and resized to the model's input size with bilinear
-interpolation, as ``keras.utils.image_dataset_from_directory`` resizes by default. Its raw
-0-255 pixels go in: the course's models rescale or preprocess inside themselves.
+The class names come from ``<model>.classes.json`` beside the model (``classes_file``; notebook
+10 writes it) or from ``--classes``. Each image is decoded safely (``image_folder.read_image``)
+and resized bilinearly to the model's input, as ``image_dataset_from_directory`` does; its raw
+0-255 pixels go in (the course's models rescale inside). A file that cannot be classified gets
+a one-line reason and the others go on.
 """
 
 from __future__ import annotations
@@ -77,14 +71,6 @@ def load(model_path: str | Path):
         ) from None
 
 
-def input_size(model) -> tuple[int, int]:
-    """(height, width) of the images ``model`` takes."""
-    shape = model.input_shape
-    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[2]):
-        raise ModelFileError(f"the model takes inputs of shape {shape}, not fixed-size images.")
-    return int(shape[1]), int(shape[2])
-
-
 def prepare(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """The image file ``path`` as raw 0-255 RGB pixels of ``size``, float32 (h, w, 3)."""
     import keras
@@ -104,8 +90,7 @@ def top_k(proba: np.ndarray, names: list[str], k: int) -> str:
 
 def _probabilities(outputs: np.ndarray) -> np.ndarray:
     """Softmax of the outputs, unless they already are probabilities."""
-    rows_sum_to_one = np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3)
-    if rows_sum_to_one and outputs.min() >= 0:
+    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3):
         return outputs
     shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
@@ -116,12 +101,13 @@ def classify(model, names: list[str], images: list[str], k: int = 3, out=None) -
     each file that cannot be classified); return how many could not be classified."""
     from helpers import image_folder
 
-    out = out or sys.stdout
-    size = input_size(model)
+    shape = model.input_shape
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[1] and shape[2]):
+        raise ModelFileError(f"the model takes inputs of shape {shape}, not fixed-size images.")
     ready, lines = {}, {}  # both keyed by the image's position in ``images``
     for i, image in enumerate(images):
         try:
-            ready[i] = prepare(image, size)
+            ready[i] = prepare(image, (int(shape[1]), int(shape[2])))
         except image_folder.ImageFileError as err:
             lines[i] = f"not classified: {err}"
     if ready:
@@ -130,12 +116,12 @@ def classify(model, names: list[str], images: list[str], k: int = 3, out=None) -
         for i, row in zip(ready, proba, strict=True):
             lines[i] = top_k(row, names, k)
     for i, image in enumerate(images):
-        print(f"{image}: {lines[i]}", file=out)
+        print(f"{image}: {lines[i]}", file=out or sys.stdout)
     return len(images) - len(ready)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line: MODEL IMAGE [IMAGE ...] [--top K] [--classes FILE]."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status."""
     cli = argparse.ArgumentParser(
         prog="python -m helpers.predict",
         description="Classify image files with a saved Keras model (.keras) and print the "
@@ -145,16 +131,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("model", help="the saved model, e.g. artifacts/10_own_images/model.keras")
     cli.add_argument("images", nargs="+", metavar="image", help="image files (JPEG, PNG, ...)")
     cli.add_argument("--top", type=int, default=3, help="how many classes to print (default 3)")
-    cli.add_argument(
-        "--classes",
-        help="JSON list of class names (default: MODEL's name with .classes.json)",
-    )
-    return cli
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; return its exit status."""
-    args = parser().parse_args(argv)
+    cli.add_argument("--classes", help="JSON list of class names (default: MODEL.classes.json)")
+    args = cli.parse_args(argv)
     from helpers import config
 
     config.start_backend()  # Keras, with the backends' routine start-up log filtered out

@@ -1,41 +1,28 @@
-""" "Try your own image": from an ipywidgets ``FileUpload`` to the model's top classes.
-
-The logic is plain Python so it can be tested without a browser:
-
-1. ``uploaded_files(value)`` reads the widget's ``value``, whose format differs
-   between ipywidgets 8 (a tuple of dicts, ``content`` a ``memoryview``) and
-   ipywidgets 7.7 as on Colab (a dict ``name -> {"metadata": ..., "content": bytes}``);
-   a plain dict ``name -> bytes``, as ``google.colab.files.upload()`` returns, works too.
-2. ``decode_image(raw)`` opens the bytes with Pillow: any mode (grayscale,
-   RGBA, palette, 16-bit) becomes RGB, images larger than ``MAX_PIXELS`` are
-   refused before they are decoded (a "decompression bomb" is a small file
-   that expands to gigabytes), and phone photos are turned upright (EXIF).
-3. ``to_cifar(image)`` centre-crops to a square and shrinks to 32×32 uint8,
-   the size the course's models were trained on.
-4. ``classify(value, model, class_names)`` runs 1-3 and the model, and returns
-   an ``UploadResult`` holding either the top-k classes or a clear message:
-   a wrong or broken file never ends in a traceback.
-
-``upload_panel`` wires this to the widgets; it is the only part that needs Jupyter.
+""" "Try your own image" (notebook 06): from an ipywidgets ``FileUpload`` to the model's top
+classes. ``classify`` is plain Python, tested without a browser: it reads the widget's value
+(ipywidgets 7.7 or 8), decodes the file safely (``image_folder.read_image``), crops it to
+32×32 like CIFAR-10 and returns an ``UploadResult``: the top classes, or a message that says
+what to do; a wrong or broken file never ends in a traceback. ``upload_panel`` wires it to
+the widgets.
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Largest image (width × height) that is decoded: 40 megapixels, more than a phone photo.
-MAX_PIXELS = 40_000_000
+from helpers import image_folder
+from helpers.image_folder import MAX_PIXELS
+
 #: Largest file accepted, in bytes.
 MAX_BYTES = 30 * 1024 * 1024
 #: Side of the square images the course's models take.
 SIZE = 32
 
 
-class UploadError(ValueError):
+class UploadError(image_folder.ImageFileError):
     """An uploaded file that cannot be used as an image; the message says what to do."""
 
 
@@ -55,33 +42,24 @@ class UploadResult:
         return self.image is not None and self.top is not None
 
 
-# --- 1. the widget's value --------------------------------------------------------------------
-
-
 def uploaded_files(value) -> list[tuple[str, bytes]]:
-    """``[(file name, bytes), ...]`` from a ``FileUpload.value`` of ipywidgets 7.7 or 8.
+    """``[(file name, bytes), ...]`` from a ``FileUpload.value``; empty when nothing is uploaded.
 
-    ipywidgets 8: a tuple of dicts with ``name`` and ``content`` (a memoryview).
-    ipywidgets 7.7: a dict ``{name: {"metadata": {...}, "content": bytes}}``.
-    Also accepted: ``{name: bytes}`` (Colab's ``files.upload()``). An empty
-    value (nothing uploaded yet) gives an empty list.
+    ipywidgets 8 gives a tuple of dicts with ``name`` and ``content`` (a memoryview);
+    ipywidgets 7.7 (Colab) a dict ``{name: {"metadata": {...}, "content": bytes}}``;
+    Colab's ``files.upload()`` a dict ``{name: bytes}``.
     """
     if value is None:
         return []
-    if isinstance(value, dict):  # ipywidgets 7.7 or files.upload()
-        items = []
-        for name, entry in value.items():
-            content = entry.get("content") if isinstance(entry, dict) else entry
-            items.append((str(name), content))
-    elif isinstance(value, list | tuple):  # ipywidgets 8
-        items = []
-        for entry in value:
-            if not isinstance(entry, dict) or "content" not in entry:
-                raise UploadError(
-                    "this FileUpload value is neither the ipywidgets 8 format (a tuple of dicts "
-                    "with 'name' and 'content') nor the 7.7 format (a dict of files)."
-                )
-            items.append((str(entry.get("name", "upload")), entry["content"]))
+    if isinstance(value, dict):
+        items = [(n, e.get("content") if isinstance(e, dict) else e) for n, e in value.items()]
+    elif isinstance(value, list | tuple):
+        if not all(isinstance(entry, dict) and "content" in entry for entry in value):
+            raise UploadError(
+                "this FileUpload value is neither the ipywidgets 8 format (a tuple of dicts "
+                "with 'name' and 'content') nor the 7.7 format (a dict of files)."
+            )
+        items = [(entry.get("name", "upload"), entry["content"]) for entry in value]
     else:
         raise UploadError(
             f"cannot read a FileUpload value of type {type(value).__name__}; pass the "
@@ -89,24 +67,16 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
         )
     files = []
     for name, content in items:
-        if isinstance(content, memoryview | bytearray):
-            content = bytes(content)
-        if not isinstance(content, bytes):
+        if not isinstance(content, bytes | memoryview | bytearray):
             raise UploadError(f"{name}: the upload holds no file content; upload it again.")
-        files.append((name, content))
+        files.append((str(name), bytes(content)))
     return files
 
 
-# --- 2. decoding ------------------------------------------------------------------------------
-
-
 def decode_image(raw: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXELS):
-    """Open ``raw`` with Pillow and return an RGB ``PIL.Image``, or raise ``UploadError``.
-
-    Transparent areas are put on a white background; grayscale and palette
-    images are converted; the image is turned upright when its EXIF says so.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Decode ``raw`` safely (``image_folder.read_image``) into an upright RGB ``PIL.Image``
+    (EXIF orientation applied, transparency on white); raise ``UploadError`` saying why not."""
+    from PIL import ImageOps
 
     if len(raw) == 0:
         raise UploadError(f"{name} is empty (0 bytes); choose the file again.")
@@ -115,45 +85,21 @@ def decode_image(raw: bytes, name: str = "upload", *, max_pixels: int = MAX_PIXE
             f"{name} is {len(raw) / 2**20:.0f} MB; files up to {MAX_BYTES // 2**20} MB are "
             "accepted. Save a smaller copy (a 32×32 model needs no more than a few hundred pixels)."
         )
+
+    def upright_rgb(image):
+        return _to_rgb(ImageOps.exif_transpose(image), name)
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged metadata
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw))  # reads the header only
-            width, height = image.size
-            if width * height > max_pixels:
-                raise UploadError(
-                    f"{name} is {width}×{height} pixels ({width * height / 1e6:.0f} megapixels); "
-                    f"images up to {max_pixels / 1e6:.0f} megapixels are accepted. Very large "
-                    "images (or files that only claim to be, a 'decompression bomb') could "
-                    "exhaust memory: shrink it first."
-                )
-            if width < 1 or height < 1:
-                raise UploadError(f"{name} is {width}×{height} pixels: it holds no image.")
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image, name)
+        return image_folder.read_image(raw, max_pixels, finish=upright_rgb)
     except UploadError:
         raise
-    except UnidentifiedImageError:
+    except image_folder.ImageFileError as err:
         raise UploadError(
-            f"{name} is not an image Pillow can read (it may be a text or PDF file renamed, "
-            "or an unsupported format). Upload a PNG, JPEG, GIF, BMP or WebP image."
-        ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise UploadError(
-            f"{name} is too large to decode safely: {err} Images up to "
-            f"{max_pixels / 1e6:.0f} megapixels are accepted: shrink it first."
-        ) from None
-    except Exception as err:  # Pillow's decoders raise many kinds on a damaged file
-        raise UploadError(
-            f"{name} looks like an image but could not be decoded ({type(err).__name__}: "
-            f"{str(err)[:200]}); it may be truncated or damaged. Save it again or try "
-            "another file."
+            f"{name} is {err}. Try another image (PNG, JPEG, GIF, BMP or WebP)."
         ) from None
 
 
-def _to_rgb(image, name: str = "upload"):
+def _to_rgb(image, name: str):
     """RGB copy of any Pillow image: alpha on white, 16-bit and float grayscale scaled to 8 bits
     (refused with ``UploadError`` when some pixels are NaN or infinite)."""
     from PIL import Image
@@ -174,26 +120,17 @@ def _to_rgb(image, name: str = "upload"):
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return image.convert("RGB")
 
 
-# --- 3. resizing ------------------------------------------------------------------------------
-
-
 def to_cifar(image, size: int = SIZE) -> np.ndarray:
-    """Centre-crop a Pillow image to a square and resize it to ``size``×``size`` uint8 RGB.
-
-    Cropping (rather than squashing) keeps the object's proportions, as in CIFAR-10.
-    """
+    """Centre-crop a Pillow image to a square (keeping the object's proportions, as in
+    CIFAR-10) and resize it to ``size``×``size`` uint8 RGB."""
     from PIL import Image, ImageOps
 
     small = ImageOps.fit(image.convert("RGB"), (size, size), method=Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.uint8)
-
-
-# --- 4. the model's answer --------------------------------------------------------------------
 
 
 def top_classes(proba, class_names, k: int = 3):
@@ -210,19 +147,10 @@ def top_classes(proba, class_names, k: int = 3):
     return pd.DataFrame({"class": [class_names[i] for i in order], "probability": proba[order]})
 
 
-def _predict(model, batch: np.ndarray) -> np.ndarray:
-    if hasattr(model, "predict"):
-        return np.asarray(model.predict(batch, verbose=0))
-    return np.asarray(model(batch))
-
-
 def classify(value, model, class_names, k: int = 3, *, max_pixels: int = MAX_PIXELS):
     """Classify the first file of a ``FileUpload`` value: an ``UploadResult``, never a traceback
-    for a bad file.
-
-    ``model`` is a Keras model (uint8 images in, softmax out) or any function
-    from a ``(1, 32, 32, 3)`` uint8 batch to probabilities.
-    """
+    for a bad file. ``model`` is a Keras model (uint8 images in, softmax out) or any function
+    from a ``(1, 32, 32, 3)`` uint8 batch to probabilities."""
     try:
         files = uploaded_files(value)
     except UploadError as err:
@@ -231,23 +159,17 @@ def classify(value, model, class_names, k: int = 3, *, max_pixels: int = MAX_PIX
         return UploadResult(
             name="", message="No file uploaded yet: click Upload and pick an image."
         )
-    name, raw = files[0]
-    notes = (
-        [f"{len(files) - 1} more file(s) ignored: one image at a time."] if len(files) > 1 else []
-    )
+    (name, raw), more = files[0], len(files) - 1
+    notes = [f"{more} more file(s) ignored: one image at a time."] if more else []
     try:
         image = decode_image(raw, name, max_pixels=max_pixels)
     except UploadError as err:
         return UploadResult(name=name, message=str(err), notes=notes)
     small = to_cifar(image)
-    proba = _predict(model, small[None])
-    return UploadResult(
-        name=name,
-        image=small,
-        top=top_classes(proba[0], class_names, k),
-        original_size=image.size,
-        notes=notes,
-    )
+    predict = getattr(model, "predict", None)
+    proba = np.asarray(predict(small[None], verbose=0) if predict else model(small[None]))
+    top = top_classes(proba[0], class_names, k)
+    return UploadResult(name, small, top, original_size=image.size, notes=notes)
 
 
 def as_upload_value(name: str, raw: bytes, *, version: int = 8):
@@ -272,9 +194,6 @@ def encode_image(image: np.ndarray, format: str = "PNG", scale: int = 1) -> byte
     return buffer.getvalue()
 
 
-# --- the widgets ------------------------------------------------------------------------------
-
-
 def show_result(result: UploadResult) -> None:
     """Display an ``UploadResult``: the image and a bar chart of its top classes, or the message."""
     import matplotlib.pyplot as plt
@@ -293,10 +212,8 @@ def show_result(result: UploadResult) -> None:
 
 
 def upload_panel(model, class_names, k: int = 3):
-    """A ``FileUpload`` button and an output area that shows ``classify``'s answer.
-
-    Works with ipywidgets 7.7 and 8; returns the ``VBox`` (display it as a cell's last line).
-    """
+    """A ``FileUpload`` button and an output area that shows ``classify``'s answer (ipywidgets
+    7.7 and 8); returns the ``VBox`` (display it as a cell's last line)."""
     import ipywidgets as widgets
 
     button = widgets.FileUpload(accept="image/*", multiple=False, description="Upload")
@@ -308,13 +225,8 @@ def upload_panel(model, class_names, k: int = 3):
             show_result(classify(change["new"], model, class_names, k))
 
     button.observe(on_change, names="value")
-    return widgets.VBox(
-        [
-            widgets.HTML(
-                "Upload a photo (PNG, JPEG, ...); it is cropped to a square and shrunk "
-                "to 32×32 pixels, like CIFAR-10."
-            ),
-            button,
-            output,
-        ]
+    intro = widgets.HTML(
+        "Upload a photo (PNG, JPEG, ...); it is cropped to a square and shrunk "
+        "to 32×32 pixels, like CIFAR-10."
     )
+    return widgets.VBox([intro, button, output])
