@@ -31,14 +31,19 @@ def _is_subgraph(layer) -> bool:
     )
 
 
-def _inline(model, inputs, calls: list):
+def _inline(model, inputs, calls: list, cut=None):
     """Call ``model``'s own layers (same weights) on ``inputs`` one by one, nested models too,
     appending ``(layer, args, output)`` to ``calls``; returns the output. Only the graph is new,
-    so every layer's output, also inside a nested backbone, is a tensor of one graph."""
+    so every layer's output, also inside a nested backbone, is a tensor of one graph. With
+    ``cut=(layer_name, tensor)``, that layer's output is replaced by ``tensor``."""
 
     def call(layer, *args, **kwargs):
-        nested = _is_subgraph(layer)
-        output = _inline(layer, args[0], calls) if nested else layer(*args, **kwargs)
+        if cut is not None and layer.name == cut[0]:
+            output = cut[1]
+        elif _is_subgraph(layer):
+            output = _inline(layer, args[0], calls, cut)
+        else:
+            output = layer(*args, **kwargs)
         calls.append((layer, args, output))
         return output
 
@@ -80,11 +85,12 @@ def _logits(layer, args):
     return logits
 
 
-def _graph(model):
-    """``(inputs, outputs, calls)`` of the opened-up model; ``outputs`` are the class
-    scores before a final softmax (Grad-CAM's score, as in the paper)."""
+def _graph(model, cut=None):
+    """``(inputs, outputs, calls)`` of the opened-up model (``cut``: see ``_inline``);
+    ``outputs`` are the class scores before a final softmax (Grad-CAM's score, as in the
+    paper)."""
     inputs, calls = _model_inputs(model), []
-    outputs = _inline(model, inputs, calls)
+    outputs = _inline(model, inputs, calls, cut)
     last, args, output = calls[-1]
     softmax = getattr(getattr(last, "activation", None), "__name__", "") == "softmax"
     if output is outputs and (softmax or isinstance(last, keras.layers.Softmax)):
@@ -119,23 +125,41 @@ def _chosen_output(model, calls, layer_name):
     return layer_name, by_name[layer_name]
 
 
+def _reaches(tensor, sources) -> bool:
+    """True when ``tensor`` is computed from one of ``sources`` (walking back through the
+    Keras graph that recorded it: ``_keras_history``, the walk Keras's Functional does)."""
+    targets, stack, seen = {id(t) for t in sources}, [tensor], set()
+    while stack:
+        t = stack.pop()
+        if id(t) in targets:
+            return True
+        history = getattr(t, "_keras_history", None)
+        if id(t) in seen or history is None:
+            continue
+        seen.add(id(t))
+        stack.extend(history.operation._inbound_nodes[history.node_index].input_tensors)
+    return False
+
+
 def split(model, layer_name: str | None = None):
     """``(features, head)``: ``features`` maps images to ``layer_name``'s feature maps
     (default: the last layer with a 4-D output, also inside a nested backbone), ``head``
     maps those feature maps to the class scores before the softmax. Both are Keras models
     sharing ``model``'s layers and weights."""
-    inputs, outputs, calls = _graph(model)
+    inputs, _, calls = _graph(model)
     name, feature_maps = _chosen_output(model, calls, layer_name)
     features = keras.Model(inputs, feature_maps, name=f"{model.name}_features")
-    try:
-        head = keras.Model(feature_maps, outputs, name=f"{model.name}_head")
-    except ValueError as error:
+    # The head starts from a fresh input in place of the chosen layer's output: a model
+    # built on an intermediate tensor fails when called on Keras 3.13 (Colab's version).
+    maps = keras.Input(batch_shape=feature_maps.shape, dtype=feature_maps.dtype)
+    images, scores, _ = _graph(model, cut=(name, maps))
+    if _reaches(scores, keras.tree.flatten(images)):
         raise GradCamError(
             f"layer {name!r} does not cut model {model.name!r} in two: part of the model "
             "(a skip connection, or a second input) goes around it; choose a layer after "
             f"the last merge, e.g. the default {feature_layer_names(model)[-1]!r}"
-        ) from error
-    return features, head
+        )
+    return features, keras.Model(maps, scores, name=f"{model.name}_head")
 
 
 def class_scores(scores, class_indices):
