@@ -15,12 +15,12 @@ from exercises import NOT_ATTEMPTED, exercise
     solution="""
     def residual_down(x, filters):
         y = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(x)
-        y = layers.BatchNormalization()(y)
+        y = layers.BatchNormalization(momentum=0.9)(y)
         y = layers.Activation("relu")(y)
         y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
-        y = layers.BatchNormalization()(y)
+        y = layers.BatchNormalization(momentum=0.9)(y)
         shortcut = layers.Conv2D(filters, 1, strides=2, use_bias=False)(x)  # the projection
-        shortcut = layers.BatchNormalization()(shortcut)
+        shortcut = layers.BatchNormalization(momentum=0.9)(shortcut)
         return layers.Activation("relu")(layers.Add()([y, shortcut]))
     """,
 )
