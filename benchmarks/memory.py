@@ -184,18 +184,22 @@ def measure(path: Path, mode: str, timeout: int) -> tuple[dict, object]:
 
 def captured(nb, needles: list[str]) -> list[dict]:
     """The text outputs (stdout and plain-text results) of each code cell whose source
-    contains one of ``needles``."""
+    contains one of ``needles``, and its HTML results (a styled table has no plain text)."""
     out = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or not any(n in cell.source for n in needles):
             continue
-        texts = []
+        texts, html = [], []
         for output in cell.get("outputs", []):
             if output.output_type == "stream" and output.name == "stdout":
                 texts.append(output.text)
             elif "data" in output and "text/plain" in output.data:
                 texts.append(output.data["text/plain"])
-        out.append({"cell": index, "source": cell.source, "output": "".join(texts)})
+                html.append(output.data.get("text/html", ""))
+        row = {"cell": index, "source": cell.source, "output": "".join(texts)}
+        if any(html):
+            row["html"] = "".join(html)
+        out.append(row)
     return out
 
 
