@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
-from helpers import config, data  # noqa: E402
+from helpers import config, data, training  # noqa: E402
 
 VARIANTS = {"momentum 0.99 (Keras default)": 0.99, "momentum 0.9": 0.9, "no batch norm": None}
 
@@ -58,6 +58,7 @@ def main() -> None:
     rows = []
     for name, momentum in VARIANTS.items():
         keras.backend.clear_session()
+        training.forget_traced_steps()
         config.set_seed()
         model = plain_model(momentum)
         start = time.perf_counter()

@@ -474,4 +474,5 @@ def ablation(
         # the next one trains: two alive at once matter on Binder's 2 GB.
         variant.model = None
         keras.backend.clear_session()
+        training.forget_traced_steps()
     return rows

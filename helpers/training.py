@@ -9,6 +9,7 @@ the history); an epoch cut short is never saved, so a checkpoint always holds wh
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -128,6 +129,26 @@ def compile_model(
 def load_model(path):
     """``keras.saving.load_model``; importing this module registers the course's loss."""
     return keras.saving.load_model(path)
+
+
+def forget_traced_steps() -> None:
+    """On TensorFlow, free the training steps of the models already let go of; call it right
+    after ``keras.backend.clear_session()`` when several models are trained in a loop.
+
+    TensorFlow registers a gradient function for each traced training step in a global
+    registry and never removes it (tensorflow/tensorflow#97697; tf-keras pull request 898
+    proposes the same cleanup inside ``clear_session``), so each model trained in one kernel
+    keeps its whole compiled step alive: notebook 08's eight architectures grew the kernel by
+    900 MB. Dropping the entries is safe: a step looks its gradient function up only while it
+    is traced, so a model still in use keeps working. Other backends: nothing to do.
+    """
+    if keras.backend.backend() == "tensorflow":
+        from tensorflow.python.framework import ops  # the registry has no public API
+
+        registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", {})
+        for name in [name for name in registry if name.startswith("CustomGradient-")]:
+            del registry[name]
+    gc.collect()
 
 
 # --- callbacks -------------------------------------------------------------------------------

@@ -481,3 +481,25 @@ def test_a_single_callback_need_not_be_in_a_list(tiny):
     stop = training.StopTraining()
     result = training.fit(small_model(), *tiny, epochs=1, batch_size=32, callbacks=stop, verbose=0)
     assert result.epochs_done == 1
+
+
+def _live_training_graphs() -> int:
+    import gc
+
+    gc.collect()
+    return sum(type(o).__name__ == "FuncGraph" for o in gc.get_objects())
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow leak")
+def test_forget_traced_steps_lets_go_of_the_models_trained_before(tiny):
+    x, y = tiny
+    counts = []
+    for _ in range(3):
+        keras.backend.clear_session()
+        training.forget_traced_steps()
+        small_model().fit(x, y, epochs=1, batch_size=32, verbose=0)
+        counts.append(_live_training_graphs())
+    keras.backend.clear_session()
+    training.forget_traced_steps()
+    # keras.backend.clear_session() alone leaves each model's traced step alive: 2, 4, 6 ...
+    assert counts[2] == counts[0] and _live_training_graphs() == 0, counts
