@@ -57,28 +57,16 @@ mirror: $(STAMP)
 	@$(PY) ../shared/tools/make-cifar10-mirror $${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1
 
 # Every notebook in fast mode on the other Keras backends (JAX, PyTorch), each with its own
-# artifacts folder; `make test` is the TensorFlow run. BACKENDS="jax" runs one. The passes
-# run side by side (on two cores, one pass's compiling leaves the other core free), each
-# into its own log; a failing pass's whole log is printed and the target fails.
+# artifacts folder; `make test` is the TensorFlow run. BACKENDS="jax" runs one.
 BACKENDS ?= jax torch
 test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
 	@$(call TEST_DATA,$(PY)); \
-	pids=""; \
 	for backend in $(BACKENDS); do \
-		mkdir -p artifacts/backend-$$backend; \
-		echo "== notebooks on the $$backend backend: log in artifacts/backend-$$backend/pytest.log"; \
+		echo "== notebooks on the $$backend backend"; \
 		KERAS_BACKEND=$$backend COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/backend-$$backend \
 			$(PY) -m pytest notebooks -p no:cacheprovider \
-			--junitxml=artifacts/backend-$$backend/notebooks.xml $(PYTEST_ARGS) \
-			> artifacts/backend-$$backend/pytest.log 2>&1 & pids="$$pids $$!"; \
+			--junitxml=artifacts/backend-$$backend/notebooks.xml $(PYTEST_ARGS) || exit 1; \
 	done; \
-	failed=""; set -- $$pids; \
-	for backend in $(BACKENDS); do \
-		if wait $$1; then tail -n 3 artifacts/backend-$$backend/pytest.log; \
-		else failed="$$failed $$backend"; cat artifacts/backend-$$backend/pytest.log; fi; \
-		shift; \
-	done; \
-	if [ -n "$$failed" ]; then echo "make test-backends: failed on$$failed (logs above)" >&2; exit 1; fi; \
 	$(PY) benchmarks/notebook_times.py $(wildcard artifacts/notebooks-tensorflow.xml) \
 		$(foreach b,$(BACKENDS),artifacts/backend-$(b)/notebooks.xml)
 
