@@ -214,8 +214,10 @@ def machine() -> tuple[dict, str]:
 
 def write(path: Path, info: dict, date: str, rows: list[dict]) -> dict:
     """Merge ``rows`` into ``path`` (replacing rows of the same notebook and mode); ``date``
-    is that of the newest rows, each row keeps its own."""
+    and ``machine`` are those of the newest rows, each row keeps its own (``info``: the
+    machine ``rows`` ran on; one machine's slug can cover several processors)."""
     old = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
+    rows = [{**row, "machine": row.get("machine", info)} for row in rows]
     keys = {(r["notebook"], r["mode"]) for r in rows}
     merged = [r for r in old if (r["notebook"], r["mode"]) not in keys] + rows
     merged.sort(key=lambda r: (r["mode"], r["notebook"]))

@@ -165,3 +165,22 @@ def test_memory_script_selects_notebooks_by_number_or_name(tmp_path):
     assert len(memory.select(None, tmp_path)) == 3
     with pytest.raises(SystemExit, match="available: 00_a.ipynb, 01_b.ipynb, 02_c.ipynb"):
         memory.select(["07"], tmp_path)
+
+
+def test_memory_results_keep_the_machine_of_each_row(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    path = tmp_path / "memory-cpu2-2026-12-02.json"
+    memory.write(path, {"cpu": "AMD EPYC"}, "2026-12-02", [{"notebook": "00", "mode": "full"}])
+    payload = memory.write(
+        path, {"cpu": "Intel"}, "2026-12-02", [{"notebook": "03", "mode": "full"}]
+    )
+    assert {row["notebook"]: row["machine"]["cpu"] for row in payload["rows"]} == {
+        "00": "AMD EPYC",
+        "03": "Intel",
+    }
+    assert payload["machine"]["cpu"] == "Intel"
+    assert json.loads(path.read_text()) == payload
