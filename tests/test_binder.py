@@ -47,6 +47,17 @@ def dockerfile(repo2docker) -> str:
     return repo2docker.stdout
 
 
+@pytest.fixture(scope="module")
+def memory():
+    """``benchmarks/memory.py``, imported as a module (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return memory
+
+
 def _environment() -> dict:
     return yaml.safe_load((ROOT / "binder" / "environment.yml").read_text())
 
@@ -150,12 +161,7 @@ def test_memory_script_records_the_kernel_peak(tmp_path):
     ]
 
 
-def test_memory_script_selects_notebooks_by_number_or_name(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import memory
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def test_memory_script_selects_notebooks_by_number_or_name(memory, tmp_path):
     for name in ("00_a.ipynb", "01_b.ipynb", "02_c.ipynb"):
         _notebook(tmp_path, name, "1")
     assert [p.name for p in memory.select(["02", "00_a.ipynb"], tmp_path)] == [
@@ -167,12 +173,7 @@ def test_memory_script_selects_notebooks_by_number_or_name(tmp_path):
         memory.select(["07"], tmp_path)
 
 
-def test_memory_results_keep_the_machine_of_each_row(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import memory
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+def test_memory_results_keep_the_machine_of_each_row(memory, tmp_path):
     path = tmp_path / "memory-cpu2-2026-12-02.json"
     memory.write(path, {"cpu": "AMD EPYC"}, "2026-12-02", [{"notebook": "00", "mode": "full"}])
     payload = memory.write(
