@@ -215,9 +215,18 @@ def machine() -> tuple[dict, str]:
 def write(path: Path, info: dict, date: str, rows: list[dict]) -> dict:
     """Merge ``rows`` into ``path`` (replacing rows of the same notebook and mode); ``date``
     and ``machine`` are those of the newest rows, each row keeps its own (``info``: the
-    machine ``rows`` ran on; one machine's slug can cover several processors)."""
+    machine ``rows`` ran on). A failed row never replaces a measured one: a run that could
+    not read the data loses no earlier figure."""
     old = json.loads(path.read_text()).get("rows", []) if path.is_file() else []
-    rows = [{**row, "machine": row.get("machine", info)} for row in rows]
+    measured = {(r["notebook"], r["mode"]) for r in old if r.get("ok", True)}
+    for row in rows:
+        if not row.get("ok", True) and (row["notebook"], row["mode"]) in measured:
+            print(f"  {row['notebook']} failed: its earlier measurement in {path.name} is kept")
+    rows = [
+        {**row, "machine": row.get("machine", info)}
+        for row in rows
+        if row.get("ok", True) or (row["notebook"], row["mode"]) not in measured
+    ]
     keys = {(r["notebook"], r["mode"]) for r in rows}
     merged = [r for r in old if (r["notebook"], r["mode"]) not in keys] + rows
     merged.sort(key=lambda r: (r["mode"], r["notebook"]))
@@ -266,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cell['seconds']} s  {cell['source']}"
             )
         rows.append(row)
-        if args.capture:
-            kept = out.parent / f"notebook-{path.stem}-{args.mode}-{date}.json"
+        kept = out.parent / f"notebook-{path.stem}-{args.mode}-{date}.json"
+        if args.capture and (row["ok"] or not kept.exists()):  # a failure keeps a success
             kept.write_text(
                 json.dumps(
                     {

@@ -185,3 +185,15 @@ def test_memory_results_keep_the_machine_of_each_row(memory, tmp_path):
     }
     assert payload["machine"]["cpu"] == "Intel"
     assert json.loads(path.read_text()) == payload
+
+
+def test_a_failed_notebook_keeps_its_earlier_measurement(memory, tmp_path):
+    path = tmp_path / "memory.json"
+    good = {"notebook": "05", "mode": "full", "ok": True, "seconds": 900}
+    memory.write(path, {"cpu": "Intel"}, "2026-12-02", [good])
+    failed = {"notebook": "05", "mode": "full", "ok": False, "seconds": 6, "error": "no data"}
+    other = {"notebook": "06", "mode": "full", "ok": False, "seconds": 6, "error": "no data"}
+    payload = memory.write(path, {"cpu": "Intel"}, "2026-12-02", [failed, other])
+    rows = {row["notebook"]: row for row in payload["rows"]}
+    assert rows["05"]["seconds"] == 900 and rows["05"]["ok"]
+    assert not rows["06"]["ok"]  # nothing measured before: the failure is recorded
