@@ -40,6 +40,35 @@ def test_plan_epochs_fits_the_schedule_in_the_budget():
     assert bench.plan_epochs(1.0, 10_000, 100) == 1  # never less than one epoch
 
 
+def test_the_capstone_trains_the_widest_recipe_that_fits_ten_epochs():
+    from helpers import capstone
+
+    wide, narrow = capstone.Recipe(), capstone.CPU_RECIPE
+    probed = []
+
+    def speed(recipe):  # seconds per image: the wide recipe 4x slower, no compile time
+        probed.append(recipe.widths)
+        return (4e-3 if recipe is wide else 1e-3), 0.0
+
+    # 45,000 images: 45 s an epoch narrow, 180 s wide; 90% of 600 s fits 12 narrow, 3 wide.
+    assert bench.widest_that_fits([wide, narrow], speed, 45_000, 600) == (narrow, 12)
+    assert probed == [wide.widths, narrow.widths]
+    probed.clear()  # an hour fits 18 wide epochs: the narrow recipe is not even probed
+    assert bench.widest_that_fits([wide, narrow], speed, 45_000, 3600) == (wide, 18)
+    assert probed == [wide.widths]
+    assert bench.widest_that_fits([wide], speed, 45_000, 60) == (wide, 1)  # the last, anyway
+
+
+def test_result_files_name_the_processor():
+    def slug(cpu, gpu=None):
+        return bench.machine_slug({"cpu": cpu, "cores": 2, "gpu": gpu})
+
+    assert slug("Intel(R) Xeon(R) Processor") == "cpu2-intel-xeon"
+    assert slug("Intel(R) Xeon(R) Processor @ 2.80GHz") == "cpu2-intel-xeon-2-80ghz"
+    assert slug("AMD EPYC 7B13 64-Core Processor") == "cpu2-amd-epyc-7b13"
+    assert slug("x", gpu="NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+
+
 def test_tutorial_model_parameter_count():
     model = bench.build_tutorial()
     assert model.count_params() == 122_570 and model.input.dtype == "uint8"
