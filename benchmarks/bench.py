@@ -206,8 +206,7 @@ def _recommended(x, y, budget_seconds, callbacks):
 
 #: The capstone trains the widest recipe that fits this many epochs in the budget: about
 #: what airbench's recipe needs for 94% on a GPU. At 600 s on a 2-core CPU the GPU widths
-#: fit 4 epochs, and 4 epochs of them scored below 8 of the CPU widths on validation
-#: (80.9% against 82.6%, Intel Xeon, 2026-12-02; see notebook 07).
+#: fit only a few epochs, so the CPU widths train instead.
 MIN_CAPSTONE_EPOCHS = 10
 
 
