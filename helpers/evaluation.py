@@ -309,16 +309,28 @@ def load_members(paths: dict[str, Path], input_shape=(32, 32, 3), n_classes: int
 
 
 def load_or_train(
-    patterns: Sequence[str], train: Callable[[], object], directory: str | Path | None = None
+    patterns: Sequence[str],
+    train: Callable[[], object],
+    directory: str | Path | None = None,
+    validation: tuple | None = None,
 ):
-    """``(name, model, loaded)``: the first usable model an earlier notebook saved
+    """``(name, model, loaded)``: a usable model an earlier notebook saved
     (``saved_models(patterns)``), else ``train()``'s; prints which, since the numbers that
-    follow depend on it."""
+    follow depend on it. With ``validation`` (``(x, y)``) and several saved models, each is
+    scored on it and the most accurate is kept (the test set chooses nothing); without it,
+    the first by name."""
     members = load_members(saved_models(patterns, directory))
     if members:
-        name, model = next(iter(members.items()))
+        name = next(iter(members))
+        if validation is not None and len(members) > 1:
+            x_val, y_val = validation
+            scores = {n: accuracy(y_val, predict_proba(m, x_val).argmax(axis=1))
+                      for n, m in members.items()}  # fmt: skip
+            for n, score in scores.items():
+                print(f"{n}: {score:.1%} on the validation split")
+            name = max(scores, key=scores.get)
         print(f"Loaded {name}, saved by an earlier notebook.")
-        return name, model, True
+        return name, members[name], True
     folder = Path(directory) if directory is not None else config.artifacts_dir()
     print(
         f"No saved model matches {', '.join(patterns)} in {folder}: the notebooks that save "

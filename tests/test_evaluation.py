@@ -223,6 +223,29 @@ def test_load_or_train_loads_when_saved_else_trains_and_says_so(tmp_path, capsys
     np.testing.assert_allclose(evaluation.predict_proba(model, x), real.predict(x, verbose=0))
 
 
+def test_load_or_train_keeps_the_saved_model_best_on_validation(tmp_path, capsys):
+    import keras
+
+    def constant(name, label):
+        """A model that predicts ``label`` for every image."""
+        inputs = keras.Input((32, 32, 3))
+        logits = keras.layers.Dense(10, kernel_initializer="zeros")(
+            keras.layers.Flatten()(inputs)
+        )
+        model = keras.Model(inputs, keras.layers.Activation("softmax")(logits), name=name)
+        model.layers[-2].bias.assign(keras.utils.to_categorical(label, 10))
+        return model
+
+    constant("a", 0).save(tmp_path / "03_a.keras")  # first by name
+    constant("b", 7).save(tmp_path / "05_b.keras")
+    x_val, y_val = np.zeros((4, 32, 32, 3), "float32"), np.array([7, 7, 7, 0])
+    name, _, loaded = evaluation.load_or_train(["*.keras"], None, tmp_path, (x_val, y_val))
+    out = capsys.readouterr().out
+    assert (name, loaded) == ("05_b", True)
+    assert "03_a: 25.0% on the validation split" in out and "05_b: 75.0%" in out
+    assert evaluation.load_or_train(["*.keras"], None, tmp_path)[0] == "03_a"  # no validation
+
+
 def test_generalization_gap_uses_the_same_measure_on_both_sides():
     class Lookup:
         """Predicts class 0 for every image whose first value is 0, else class 1."""
