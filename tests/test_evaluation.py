@@ -229,9 +229,7 @@ def test_load_or_train_keeps_the_saved_model_best_on_validation(tmp_path, capsys
     def constant(name, label):
         """A model that predicts ``label`` for every image."""
         inputs = keras.Input((32, 32, 3))
-        logits = keras.layers.Dense(10, kernel_initializer="zeros")(
-            keras.layers.Flatten()(inputs)
-        )
+        logits = keras.layers.Dense(10, kernel_initializer="zeros")(keras.layers.Flatten()(inputs))
         model = keras.Model(inputs, keras.layers.Activation("softmax")(logits), name=name)
         model.layers[-2].bias.assign(keras.utils.to_categorical(label, 10))
         return model
