@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -71,37 +72,73 @@ class TimeBudget(keras.callbacks.Callback):
         self.elapsed = time.perf_counter() - self.start
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of each epoch in ``.seconds``."""
+class StepClock(keras.callbacks.Callback):
+    """Records, for each epoch, its wall time and the time at the end of each training step
+    (``(step index, seconds since the epoch began)``; with ``steps_per_execution`` above 1,
+    one entry per execution)."""
 
     def __init__(self):
         super().__init__()
-        self.seconds: list[float] = []
+        self.epochs: list[float] = []
+        self.steps: list[list[tuple[int, float]]] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
+        self.steps.append([])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1].append((batch, time.perf_counter() - self._start))
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        self.epochs.append(time.perf_counter() - self._start)
 
 
-def plan_epochs(
-    seconds_per_image: float, images: int, budget_seconds: float, overhead: float = 0.0
-) -> int:
+@dataclass(frozen=True)
+class Speed:
+    """A probe's measure of a training run: ``per_image`` seconds in steady state, a fixed
+    ``per_epoch`` cost (the stall before an epoch's first step and the work after its last),
+    and the one-off ``overhead`` of the first epoch (compiling the model)."""
+
+    per_image: float
+    per_epoch: float = 0.0
+    overhead: float = 0.0
+
+    def epoch_seconds(self, images: int) -> float:
+        """Predicted wall time of one epoch on ``images`` images."""
+        return self.per_epoch + self.per_image * images
+
+
+def plan_epochs(speed: Speed, images: int, budget_seconds: float) -> int:
     """How many epochs of ``images`` fit in ``PLAN_MARGIN`` of the budget once the one-off
-    ``overhead`` (compiling the model) is paid; at least 1."""
-    left = PLAN_MARGIN * budget_seconds - overhead
-    return max(1, math.floor(left / (seconds_per_image * images)))
+    overhead is paid; at least 1."""
+    left = PLAN_MARGIN * budget_seconds - speed.overhead
+    return max(1, math.floor(left / speed.epoch_seconds(images)))
 
 
-def probe(train_two_epochs: Callable[[list], object], images: int) -> tuple[float, float]:
-    """``(seconds per training image, one-off overhead in seconds)`` from a two-epoch probe
-    run on ``images`` images: the second epoch gives the speed, the first epoch's extra
-    time is the compilation that the real run pays once too."""
-    timer = EpochTimer()
-    train_two_epochs([timer])
-    first, second = timer.seconds[:2]
-    return second / images, max(0.0, first - second)
+def steady_speed(first_epoch: float, second_epoch: float, steps, images: int) -> Speed:
+    """``Speed`` from a two-epoch probe on ``images`` images: ``steps`` are the second
+    epoch's ``(step index, seconds)`` marks. The median step is the steady state; what the
+    epoch took beyond its steps at that pace is the per-epoch cost, which a 45,000-image
+    epoch pays once like a 5,000-image one (in a diagnostic run on the course's 2-core VM,
+    2026-12-03, the first step of each epoch stalled for 2-8 s); what the first epoch took
+    more is the overhead."""
+    paces = [(t - s) / (b - a) for (a, s), (b, t) in itertools.pairwise(steps)]
+    if not paces:  # one execution per epoch: no steady state to tell apart
+        return Speed(second_epoch / images, overhead=max(0.0, first_epoch - second_epoch))
+    step_seconds = float(np.median(paces))
+    step_count = steps[-1][0] + 1
+    per_epoch = max(0.0, second_epoch - step_seconds * step_count)
+    overhead = max(0.0, first_epoch - second_epoch)
+    return Speed(step_seconds * step_count / images, per_epoch, overhead)
+
+
+def probe(train_two_epochs: Callable[[list], object], images: int) -> Speed:
+    """Run ``train_two_epochs(callbacks)`` on ``images`` images with a ``StepClock`` and
+    return the ``Speed`` it measured (``steady_speed``)."""
+    clock = StepClock()
+    train_two_epochs([clock])
+    first, second = clock.epochs[:2]
+    return steady_speed(first, second, clock.steps[1], images)
 
 
 def build_tutorial(name: str = "tutorial"):
@@ -192,12 +229,16 @@ def _recommended(x, y, budget_seconds, callbacks):
 
     n = min(len(x), PROBE_IMAGES)
     start = time.perf_counter()
-    per_image, overhead = probe(
+    speed = probe(
         lambda cbs: training.train_recipe(x[:n], y[:n], epochs=2, callbacks=cbs, verbose=0), n
     )
     probe_seconds = time.perf_counter() - start
-    epochs = plan_epochs(per_image, len(x), budget_seconds, overhead)
-    print(f"planned {epochs} epoch(s) from a probe of {probe_seconds:.0f} s", flush=True)
+    epochs = plan_epochs(speed, len(x), budget_seconds)
+    print(
+        f"planned {epochs} epoch(s) of {speed.epoch_seconds(len(x)):.0f} s from a probe of "
+        f"{probe_seconds:.0f} s ({speed})",
+        flush=True,
+    )
     result = training.train_recipe(
         x, y, epochs=epochs, callbacks=[*callbacks, TimeBudget(budget_seconds)], verbose=2
     )
@@ -224,11 +265,15 @@ def capstone_candidates():
 def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
     """``(recipe, epochs)``: the first of ``candidates`` (widest first) whose planned epochs
     reach ``MIN_CAPSTONE_EPOCHS``, else the last one. ``speed(recipe)`` returns ``probe``'s
-    ``(seconds per image, overhead)``; candidates after the chosen one are not probed."""
+    ``Speed``; candidates after the chosen one are not probed."""
     for recipe in candidates:
-        seconds_per_image, overhead = speed(recipe)
-        epochs = plan_epochs(seconds_per_image, images, budget_seconds, overhead)
-        print(f"widths {recipe.widths}: {epochs} epoch(s) fit the budget", flush=True)
+        measured = speed(recipe)
+        epochs = plan_epochs(measured, images, budget_seconds)
+        print(
+            f"widths {recipe.widths}: {epochs} epoch(s) of {measured.epoch_seconds(images):.0f} s "
+            f"fit the budget ({measured})",
+            flush=True,
+        )
         if epochs >= MIN_CAPSTONE_EPOCHS:
             break
     return recipe, epochs

@@ -36,8 +36,27 @@ def test_time_budget_stops_training(tiny):
 
 def test_plan_epochs_fits_the_schedule_in_the_budget():
     # 1 ms per image, 10,000 images: 10 s an epoch; 90% of 100 s, less 20 s compiling: 7.
-    assert bench.plan_epochs(1e-3, 10_000, 100, overhead=20) == 7
-    assert bench.plan_epochs(1.0, 10_000, 100) == 1  # never less than one epoch
+    assert bench.plan_epochs(bench.Speed(1e-3, overhead=20), 10_000, 100) == 7
+    # with a 2-s stall per epoch, 12 s an epoch: 5
+    assert bench.plan_epochs(bench.Speed(1e-3, 2.0, 20), 10_000, 100) == 5
+    assert bench.plan_epochs(bench.Speed(1.0), 10_000, 100) == 1  # never less than one epoch
+
+
+def test_the_probe_tells_the_per_epoch_stall_from_the_steady_pace():
+    # 20 steps of 0.1 s after a first step that stalled 2 s: a 4-s epoch on 1,000 images,
+    # of which 2 s (the stall less one step's pace, plus the 0.1 s after the last step) are
+    # paid per epoch whatever its size, and 0.1 s every 50 images.
+    steps = [(i, 2.1 + 0.1 * i) for i in range(20)]
+    speed = bench.steady_speed(6.0, 4.1, steps, 1_000)
+    assert speed.per_image == pytest.approx(0.002)
+    assert speed.per_epoch == pytest.approx(2.1)
+    assert speed.overhead == pytest.approx(1.9)
+    assert speed.epoch_seconds(45_000) == pytest.approx(92.1)  # not 45 x 4.1 s = 184.5 s
+    # steps_per_execution=5: one mark every 5 steps, same pace
+    grouped = bench.steady_speed(6.0, 4.1, [(i, t) for i, t in steps if i % 5 == 4], 1_000)
+    assert grouped.per_image == pytest.approx(0.002)
+    # a single mark: no steady state to measure, the whole epoch counts per image
+    assert bench.steady_speed(6.0, 4.0, [(19, 4.0)], 1_000) == bench.Speed(0.004, 0.0, 2.0)
 
 
 def test_the_capstone_trains_the_widest_recipe_that_fits_ten_epochs():
@@ -48,7 +67,7 @@ def test_the_capstone_trains_the_widest_recipe_that_fits_ten_epochs():
 
     def speed(recipe):  # seconds per image: the wide recipe 4x slower, no compile time
         probed.append(recipe.widths)
-        return (4e-3 if recipe is wide else 1e-3), 0.0
+        return bench.Speed(4e-3 if recipe is wide else 1e-3)
 
     # 45,000 images: 45 s an epoch narrow, 180 s wide; 90% of 600 s fits 12 narrow, 3 wide.
     assert bench.widest_that_fits([wide, narrow], speed, 45_000, 600) == (narrow, 12)
