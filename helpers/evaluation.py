@@ -308,33 +308,25 @@ def load_members(paths: dict[str, Path], input_shape=(32, 32, 3), n_classes: int
     return members
 
 
-def load_or_train(
-    patterns: Sequence[str],
-    train: Callable[[], object],
-    directory: str | Path | None = None,
-    validation: tuple | None = None,
-):
-    """``(name, model, loaded)``: a usable model an earlier notebook saved
-    (``saved_models(patterns)``), else ``train()``'s; prints which, since the numbers that
-    follow depend on it. With ``validation`` (``(x, y)``) and several saved models, each is
-    scored on it and the most accurate is kept (the test set chooses nothing); without it,
-    the first by name."""
-    members = load_members(saved_models(patterns, directory))
-    if members:
-        name = next(iter(members))
-        if validation is not None and len(members) > 1:
+def load_or_train(saved: dict, train: Callable[[], object], validation: tuple | None = None):
+    """``(name, model, loaded)``: one of the ``saved`` models (``load_members``' dict), else
+    ``train()``'s; prints which, since the numbers that follow depend on it. With
+    ``validation`` (``(x, y)``) and several saved models, each is scored on it and the most
+    accurate is kept (the test set chooses nothing); without it, the first by name."""
+    if saved:
+        name = next(iter(saved))
+        if validation is not None and len(saved) > 1:
             x_val, y_val = validation
             scores = {n: accuracy(y_val, predict_proba(m, x_val).argmax(axis=1))
-                      for n, m in members.items()}  # fmt: skip
+                      for n, m in saved.items()}  # fmt: skip
             for n, score in scores.items():
                 print(f"{n}: {score:.1%} on the validation split")
             name = max(scores, key=scores.get)
         print(f"Loaded {name}, saved by an earlier notebook.")
-        return name, members[name], True
-    folder = Path(directory) if directory is not None else config.artifacts_dir()
+        return name, saved[name], True
     print(
-        f"No saved model matches {', '.join(patterns)} in {folder}: the notebooks that save "
-        "one have not been run here, so a quick model is trained now instead."
+        f"No saved model of an earlier notebook was found in {config.artifacts_dir()}: the "
+        "notebooks that save one have not been run here, so a quick model is trained now instead."
     )
     start = time.perf_counter()
     model = train()

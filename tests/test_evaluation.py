@@ -205,7 +205,10 @@ def test_load_or_train_loads_when_saved_else_trains_and_says_so(tmp_path, capsys
         calls.append(1)
         return _tiny_model("fresh")
 
-    name, model, loaded = evaluation.load_or_train(["03_*.keras"], train, tmp_path)
+    def found():
+        return evaluation.load_members(evaluation.saved_models(["03_*.keras"], tmp_path))
+
+    name, model, loaded = evaluation.load_or_train(found(), train)
     assert (name, loaded, calls) == ("fresh", False, [1])
     assert "quick model is trained now instead" in capsys.readouterr().out
 
@@ -216,7 +219,7 @@ def test_load_or_train_loads_when_saved_else_trains_and_says_so(tmp_path, capsys
     keras_input = keras.Input((32, 32, 3))
     real = keras.Model(keras_input, keras.layers.Dense(10)(keras.layers.Flatten()(keras_input)))
     real.save(tmp_path / "03_real.keras")
-    name, model, loaded = evaluation.load_or_train(["03_*.keras"], train, tmp_path)
+    name, model, loaded = evaluation.load_or_train(found(), train)
     assert (name, loaded, calls) == ("03_real", True, [1])  # 03_model skipped: wrong shapes
     assert "Loaded 03_real" in capsys.readouterr().out
     x = np.zeros((2, 32, 32, 3), "float32")
@@ -237,11 +240,12 @@ def test_load_or_train_keeps_the_saved_model_best_on_validation(tmp_path, capsys
     constant("a", 0).save(tmp_path / "03_a.keras")  # first by name
     constant("b", 7).save(tmp_path / "05_b.keras")
     x_val, y_val = np.zeros((4, 32, 32, 3), "float32"), np.array([7, 7, 7, 0])
-    name, _, loaded = evaluation.load_or_train(["*.keras"], None, tmp_path, (x_val, y_val))
+    saved = evaluation.load_members(evaluation.saved_models(["*.keras"], tmp_path))
+    name, _, loaded = evaluation.load_or_train(saved, None, (x_val, y_val))
     out = capsys.readouterr().out
     assert (name, loaded) == ("05_b", True)
     assert "03_a: 25.0% on the validation split" in out and "05_b: 75.0%" in out
-    assert evaluation.load_or_train(["*.keras"], None, tmp_path)[0] == "03_a"  # no validation
+    assert evaluation.load_or_train(saved, None)[0] == "03_a"  # no validation
 
 
 def test_generalization_gap_uses_the_same_measure_on_both_sides():
