@@ -21,7 +21,9 @@ outputs of every code cell whose source contains TEXT, in
 ``benchmarks/results/notebook-<name>-<mode>-<date>.json``.
 
 Binder restarts a kernel whose container goes above 2 GB, so every row must stay under
-``LIMIT_MB``; the script exits with status 1 when one does not, or when a notebook fails.
+``LIMIT_MB``. The "MB" of the result files' keys (``peak_rss_mb``...) are mebibytes
+(2**20 bytes, printed as MiB), and Binder's limit is 2 GiB, 2,048 of them. The script
+exits with status 1 when one does not, or when a notebook fails.
 Rows are merged (by notebook and mode) into
 ``benchmarks/results/memory-<machine>-<date>.json``, so subsets add up to the full table.
 """
@@ -45,9 +47,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 NOTEBOOKS = ROOT / "notebooks"
-LIMIT_MB = 2048  # Binder's memory limit
+LIMIT_MB = 2048  # Binder's memory limit, 2 GiB, in MiB
 POLL_S = 0.1
-MB = 1024 * 1024
+MB = 1024 * 1024  # a mebibyte: the "MB" of the result files
 TOP_CELLS = 3
 
 # Appended to the notebook in memory (never saved): the kernel's own peak RSS, in kB on Linux.
@@ -268,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             load_average_before=load_before,
             load_average_after=[round(x, 2) for x in os.getloadavg()],
         )
-        print(f"  peak {row['peak_rss_mb']} MB, {row['seconds']} s", row.get("error", ""))
+        print(f"  peak {row['peak_rss_mb']} MiB, {row['seconds']} s", row.get("error", ""))
         for cell in row["top_cells"]:
             print(
-                f"    cell {cell['cell']}: +{cell['grew_mb']} MB (peak {cell['peak_rss_mb']} MB) "
+                f"    cell {cell['cell']}: +{cell['grew_mb']} MiB (peak {cell['peak_rss_mb']} MiB) "
                 f"{cell['seconds']} s  {cell['source']}"
             )
         rows.append(row)
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         # Written after each notebook, so a long run that is stopped keeps what it measured.
         write(out, info, date, rows)
 
-    print(f"\n{'notebook':<28} {'mode':<5} {'peak MB':>8} {'seconds':>8}")
+    print(f"\n{'notebook':<28} {'mode':<5} {'peak MiB':>8} {'seconds':>8}")
     for row in rows:
         flag = "  OVER BINDER'S 2 GB" if row["peak_rss_mb"] > LIMIT_MB else ""
         flag += "  FAILED" if not row["ok"] else ""
