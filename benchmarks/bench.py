@@ -44,6 +44,16 @@ VAL_FRACTION = 0.1
 PROBE_IMAGES = 5000
 #: Share of the budget a planned schedule aims at (the first epoch also compiles the model).
 PLAN_MARGIN = 0.9
+#: Share of the budget the wall clock gives the schedule (``WallClock``); the rest is for
+#: building the model before ``fit`` starts and for writing the averaged weights after it.
+CLOCK_SHARE = 0.97
+#: With the clock driving the schedule, ``fit`` may run this many times the planned epochs:
+#: the machine can speed up as well as slow down; the clock stops training on time.
+CLOCK_HEADROOM = 2
+#: Backends on which a schedule reads the clock's progress live inside the training step
+#: (TensorFlow's graph reads the variable; PyTorch runs eagerly). JAX's compiled step would
+#: see it as a constant, so there the schedule follows the planned steps.
+CLOCK_BACKENDS = ("tensorflow", "torch")
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -141,6 +151,57 @@ def probe(train_two_epochs: Callable[[list], object], images: int) -> Speed:
     return steady_speed(first, second, clock.steps[1], images)
 
 
+class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A ``CosineDecay`` (with its warm-up) driven by the share of the time budget spent
+    instead of the step count: at ``progress`` p it gives the rate that ``schedule`` gives
+    at step p x its total steps. ``WallClock`` moves ``progress`` before every batch, so the
+    warm-up and the decay end on time whatever the machine's speed does meanwhile."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.CosineDecay):
+        self.schedule = schedule
+        self.total_steps = schedule.warmup_steps + schedule.decay_steps
+        self.progress = keras.Variable(0.0, dtype="float32", trainable=False, name="progress")
+
+    def __call__(self, step):
+        return self.schedule(self.progress * self.total_steps)
+
+
+class WallClock(TimeBudget):
+    """A ``TimeBudget`` that also drives the ``ClockSchedule``s it made (``drive``): before
+    each batch their progress is the share of ``seconds`` spent since ``fit`` began."""
+
+    def __init__(self, seconds: float):
+        super().__init__(seconds)
+        self.schedules: list[ClockSchedule] = []
+
+    def drive(self, schedule) -> ClockSchedule:
+        """Wrap ``schedule`` (the ``adapt_schedule`` of ``train_recipe`` and ``capstone.fit``)."""
+        self.schedules.append(ClockSchedule(schedule))
+        return self.schedules[-1]
+
+    def on_train_batch_begin(self, batch, logs=None):
+        progress = min(1.0, (time.perf_counter() - self.start) / self.seconds)
+        for schedule in self.schedules:
+            schedule.progress.assign(progress)
+
+
+def schedule_plan(speed: Speed, images: int, budget_seconds: float):
+    """``(epochs for fit, callback that ends training, adapt_schedule, settings)``: where a
+    schedule can follow the clock (``CLOCK_BACKENDS``), ``CLOCK_HEADROOM`` times the planned
+    epochs and a ``WallClock`` over ``CLOCK_SHARE`` of the budget; elsewhere the planned
+    epochs and a ``TimeBudget`` as a safety net."""
+    planned = plan_epochs(speed, images, budget_seconds)
+    settings = {
+        "planned_epochs": planned,
+        "predicted_epoch_seconds": round(speed.epoch_seconds(images), 1),
+    }
+    if keras.backend.backend() not in CLOCK_BACKENDS:
+        return planned, TimeBudget(budget_seconds), None, {**settings, "schedule": "steps"}
+    clock = WallClock(CLOCK_SHARE * budget_seconds)
+    settings["schedule"] = f"wall clock, {clock.seconds:.0f} s"
+    return CLOCK_HEADROOM * planned, clock, clock.drive, settings
+
+
 def build_tutorial(name: str = "tutorial"):
     """The TensorFlow "Convolutional Neural Network" tutorial model: Conv2D 32 → MaxPool →
     Conv2D 64 → MaxPool → Conv2D 64 → Flatten → Dense 64 → Dense 10 (122,570 parameters).
@@ -233,16 +294,12 @@ def _recommended(x, y, budget_seconds, callbacks):
         lambda cbs: training.train_recipe(x[:n], y[:n], epochs=2, callbacks=cbs, verbose=0), n
     )
     probe_seconds = time.perf_counter() - start
-    epochs = plan_epochs(speed, len(x), budget_seconds)
-    print(
-        f"planned {epochs} epoch(s) of {speed.epoch_seconds(len(x)):.0f} s from a probe of "
-        f"{probe_seconds:.0f} s ({speed})",
-        flush=True,
-    )
+    epochs, stop, adapt, settings = schedule_plan(speed, len(x), budget_seconds)
+    print(f"probe of {probe_seconds:.0f} s ({speed}): {settings}", flush=True)
     result = training.train_recipe(
-        x, y, epochs=epochs, callbacks=[*callbacks, TimeBudget(budget_seconds)], verbose=2
+        x, y, epochs=epochs, callbacks=[*callbacks, stop], verbose=2, adapt_schedule=adapt
     )
-    return Trained(result.model, result.epochs_trained, probe_seconds, {"planned_epochs": epochs})
+    return Trained(result.model, result.epochs_trained, probe_seconds, settings)
 
 
 #: The capstone trains the widest recipe that fits this many epochs in the budget: about
@@ -263,9 +320,9 @@ def capstone_candidates():
 
 
 def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
-    """``(recipe, epochs)``: the first of ``candidates`` (widest first) whose planned epochs
-    reach ``MIN_CAPSTONE_EPOCHS``, else the last one. ``speed(recipe)`` returns ``probe``'s
-    ``Speed``; candidates after the chosen one are not probed."""
+    """``(recipe, its Speed)``: the first of ``candidates`` (widest first) whose planned
+    epochs reach ``MIN_CAPSTONE_EPOCHS``, else the last one. ``speed(recipe)`` returns
+    ``probe``'s ``Speed``; candidates after the chosen one are not probed."""
     for recipe in candidates:
         measured = speed(recipe)
         epochs = plan_epochs(measured, images, budget_seconds)
@@ -276,7 +333,7 @@ def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
         )
         if epochs >= MIN_CAPSTONE_EPOCHS:
             break
-    return recipe, epochs
+    return recipe, measured
 
 
 @register(
@@ -294,16 +351,16 @@ def _capstone(x, y, budget_seconds, callbacks):
         return probe(lambda cbs: capstone.fit(x[:n], y[:n], two, callbacks=cbs), n)
 
     start = time.perf_counter()
-    recipe, epochs = widest_that_fits(capstone_candidates(), speed, len(x), budget_seconds)
+    recipe, measured = widest_that_fits(capstone_candidates(), speed, len(x), budget_seconds)
     probe_seconds = time.perf_counter() - start
-    print(f"planned {epochs} epoch(s) from probes of {probe_seconds:.0f} s", flush=True)
+    epochs, stop, adapt, settings = schedule_plan(measured, len(x), budget_seconds)
+    print(f"probes of {probe_seconds:.0f} s: {settings}", flush=True)
     fitted = capstone.fit(
         x, y, dataclasses.replace(recipe, epochs=epochs),
-        callbacks=[*callbacks, TimeBudget(budget_seconds)], verbose=2,
+        callbacks=[*callbacks, stop], verbose=2, adapt_schedule=adapt,
     )  # fmt: skip
     model = capstone.flip_tta_model(fitted.model) if recipe.tta else fitted.model
-    settings = {"planned_epochs": epochs, "widths": list(recipe.widths)}
-    settings["batch_size"] = recipe.batch_size
+    settings.update(widths=list(recipe.widths), batch_size=recipe.batch_size)
     return Trained(model, fitted.epochs_trained, probe_seconds, settings)
 
 

@@ -283,14 +283,19 @@ def _accuracy_metric():
     return keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
 
-def compile_capstone(model, recipe: Recipe, steps_per_epoch: int, fast_path=None):
+def compile_capstone(
+    model, recipe: Recipe, steps_per_epoch: int, fast_path=None, adapt_schedule=None
+):
     """Compile with ``make_optimizer``, the schedule (``lr_schedule`` over ``recipe.epochs``,
     or a constant half of the peak without ``recipe.schedule``) and the smoothed loss;
     ``fast_path`` (``accelerate.FastPath``) adds XLA, ``steps_per_execution`` and its
-    (scaled) peak learning rate."""
+    (scaled) peak learning rate. ``adapt_schedule(schedule)``, if given, returns the
+    schedule to use instead (the benchmark's makes it follow the wall clock)."""
     peak = fast_path.learning_rate if fast_path is not None else recipe.learning_rate
     total = max(1, steps_per_epoch * recipe.epochs)
     rate = lr_schedule(peak, total, recipe.warmup_fraction) if recipe.schedule else peak / 2
+    if adapt_schedule is not None and recipe.schedule:
+        rate = adapt_schedule(rate)
     model.compile(
         optimizer=make_optimizer(recipe, rate),
         loss=training.smoothed_loss(recipe.label_smoothing),
@@ -341,14 +346,23 @@ class Fitted:
 
 
 def fit(
-    x, y, recipe: Recipe | None = None, *, fast_path=None, plan=None, callbacks=(), verbose=0
+    x,
+    y,
+    recipe: Recipe | None = None,
+    *,
+    fast_path=None,
+    plan=None,
+    callbacks=(),
+    verbose=0,
+    adapt_schedule=None,
 ) -> Fitted:
     """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
     ``fast_path`` (``accelerate.fast_path_settings(...)``) defaults to the device's, with the
     recipe's batch and learning rate, both multiplied by ``plan.replicas`` (the linear
-    scaling rule); ``plan`` (``helpers.distribute``) trains on several devices. The time
-    covers building the whitening layer, compiling and training.
+    scaling rule); ``plan`` (``helpers.distribute``) trains on several devices;
+    ``adapt_schedule`` goes to ``compile_capstone``. The time covers building the whitening
+    layer, compiling and training.
     """
     recipe = recipe or default_recipe()
     if fast_path is None:
@@ -368,7 +382,7 @@ def fit(
         if fast_path.resident_data:
             trainer = accelerate.resident_data_model(model, x)
             inputs = accelerate.resident_indices(x)
-        compile_capstone(trainer, recipe, steps_per_epoch, fast_path)
+        compile_capstone(trainer, recipe, steps_per_epoch, fast_path, adapt_schedule)
         history = trainer.fit(
             inputs,
             y,

@@ -65,17 +65,21 @@ def test_the_capstone_trains_the_widest_recipe_that_fits_ten_epochs():
     wide, narrow = capstone.Recipe(), capstone.CPU_RECIPE
     probed = []
 
-    def speed(recipe):  # seconds per image: the wide recipe 4x slower, no compile time
+    def speed_of(recipe):  # seconds per image: the wide recipe 4x slower, no compile time
         probed.append(recipe.widths)
         return bench.Speed(4e-3 if recipe is wide else 1e-3)
 
+    def choose(candidates, budget):
+        recipe, speed = bench.widest_that_fits(candidates, speed_of, 45_000, budget)
+        return recipe, bench.plan_epochs(speed, 45_000, budget)
+
     # 45,000 images: 45 s an epoch narrow, 180 s wide; 90% of 600 s fits 12 narrow, 3 wide.
-    assert bench.widest_that_fits([wide, narrow], speed, 45_000, 600) == (narrow, 12)
+    assert choose([wide, narrow], 600) == (narrow, 12)
     assert probed == [wide.widths, narrow.widths]
     probed.clear()  # an hour fits 18 wide epochs: the narrow recipe is not even probed
-    assert bench.widest_that_fits([wide, narrow], speed, 45_000, 3600) == (wide, 18)
+    assert choose([wide, narrow], 3600) == (wide, 18)
     assert probed == [wide.widths]
-    assert bench.widest_that_fits([wide], speed, 45_000, 60) == (wide, 1)  # the last, anyway
+    assert choose([wide], 60) == (wide, 1)  # the last, anyway
 
 
 def test_result_files_name_the_processor():
@@ -105,3 +109,61 @@ def test_a_run_reports_validation_and_test_accuracy(tiny_cifar, tmp_path, monkey
     assert payload["images"] == {"train": 90, "validation": 10, "test": 20}
     assert "val_accuracy" in payload["splits"] and "test_accuracy" in payload["splits"]
     assert "val acc" in bench.table([row]) and "choose by it" in bench.table([row])
+
+
+def _cosine(steps=100):
+    """A cosine decay from 0.1 to 0 over ``steps``, no warm-up."""
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(0.1, decay_steps=steps)
+
+
+def test_the_clock_schedule_gives_the_rate_of_the_share_of_the_budget_spent():
+    base = _cosine(100)
+    clock = bench.WallClock(10.0)
+    schedule = clock.drive(base)
+    assert clock.schedules == [schedule] and schedule.total_steps == 100
+    for share in (0.0, 0.25, 0.5, 1.0):
+        schedule.progress.assign(share)
+        expected = float(base(100 * share))
+        assert float(schedule(step=7)) == pytest.approx(expected, abs=1e-7)  # not base(7)
+
+
+def test_the_compiled_training_step_reads_the_clock_live():
+    import keras
+
+    if keras.backend.backend() not in bench.CLOCK_BACKENDS:
+        pytest.skip("this backend's compiled step cannot read the clock (see CLOCK_BACKENDS)")
+    schedule = bench.WallClock(10.0).drive(_cosine(100))
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    x, y = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    before = [w.copy() for w in model.get_weights()]
+    schedule.progress.assign(1.0)  # the budget spent: the rate is 0, nothing moves
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    schedule.progress.assign(0.5)  # the same compiled step, now at half the peak rate
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(before[0], model.get_weights()[0])
+
+
+def test_the_wall_clock_moves_progress_and_stops_on_time(tiny):
+    clock = bench.WallClock(1e-9)
+    schedule = clock.drive(_cosine(100))
+    model = training.compile_model(models.build_recommended(width=4))
+    result = training.fit(model, *tiny, epochs=3, batch_size=16, callbacks=[clock], verbose=0)
+    assert clock.stopped and result.epochs_trained == pytest.approx(1 / 4)
+    assert float(schedule.progress) == 1.0
+
+
+def test_schedule_plan_follows_the_clock_where_the_backend_can(monkeypatch):
+    speed = bench.Speed(1e-3)  # 45 s an epoch of 45,000 images: 12 fit 90% of 600 s
+    monkeypatch.setattr(bench.keras.backend, "backend", lambda: "tensorflow")
+    epochs, stop, adapt, settings = bench.schedule_plan(speed, 45_000, 600)
+    assert (epochs, settings["planned_epochs"]) == (2 * 12, 12)
+    assert isinstance(stop, bench.WallClock) and stop.seconds == pytest.approx(582)
+    assert adapt == stop.drive and settings["schedule"] == "wall clock, 582 s"
+    monkeypatch.setattr(bench.keras.backend, "backend", lambda: "jax")
+    epochs, stop, adapt, settings = bench.schedule_plan(speed, 45_000, 600)
+    assert (epochs, adapt, settings["schedule"]) == (12, None, "steps")
+    assert type(stop) is bench.TimeBudget and stop.seconds == 600
