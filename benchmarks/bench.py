@@ -6,11 +6,13 @@ wall-clock budget, and record validation accuracy, test accuracy and speed.
 The training set is split first (stratified, 10% held out, as in the notebooks): recipes
 train on the rest, and their **validation** accuracy is what to choose a recipe or a
 setting by; the **test** accuracy is measured once per run, for the record. A recipe with a
-schedule plans its epochs for the budget (``plan_epochs``: a short probe run measures the
-throughput, then the schedule is set to end within the budget); a ``TimeBudget`` callback
-stops any recipe at the budget as a safety net. The table printed at the end compares every
-recipe with the first one; the rows are written (merged by recipe name) to
-``benchmarks/results/<machine>-<date>-<budget>s.json``. Add a recipe with ``register(...)``.
+schedule probes its speed (``probe``, ``plan_epochs``); where the backend lets the compiled
+step read a variable (``CLOCK_BACKENDS``) its warm-up and decay then follow the wall clock
+(``ClockSchedule``, ``WallClock``) and end on time, else the schedule is set over the
+epochs planned to fit the budget. A ``TimeBudget`` callback stops any recipe at the budget.
+The table printed at the end compares every recipe with the first one; the rows are
+written (merged by recipe name) to ``benchmarks/results/<machine>-<date>-<budget>s.json``.
+Add a recipe with ``register(...)``.
 """
 
 from __future__ import annotations
@@ -283,7 +285,8 @@ def _baseline(x, y, budget_seconds, callbacks):
 @register(
     "recommended",
     "course recipe (notebook 03): 6-conv BN CNN pooling early + flips in the model, AdamW, "
-    "warm-up + cosine decay planned for the budget, label smoothing 0.1",
+    "warm-up + cosine decay over the budget (by the wall clock where the backend allows), "
+    "label smoothing 0.1",
 )
 def _recommended(x, y, budget_seconds, callbacks):
     from helpers import training
@@ -339,7 +342,8 @@ def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
 @register(
     "capstone",
     "capstone (notebook 07): whitened plain convolutional net, SGD-Nesterov with warm-up and decay "
-    "planned for the budget, label smoothing 0.2, EMA, flip TTA; the widest recipe that fits "
+    "over the budget (by the wall clock where the backend allows), label smoothing 0.2, EMA, "
+    "flip TTA; the widest recipe that fits "
     f"{MIN_CAPSTONE_EPOCHS} epochs in the budget",
 )
 def _capstone(x, y, budget_seconds, callbacks):
