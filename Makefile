@@ -74,7 +74,7 @@ test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
 test-notebooks-full: $(STAMP)
 	COURSE_FAST=0 $(PY) -m pytest notebooks $(PYTEST_ARGS)
 
-# Peak memory and time of each notebook's kernel in full mode, against Binder's 2 GB;
+# Peak memory and time of each notebook's kernel in full mode, against Binder's 2 GiB;
 # NOTEBOOKS="00 01" runs a subset. Writes benchmarks/results/memory-<machine>-<date>.json.
 memory: $(STAMP)
 	$(PY) benchmarks/memory.py $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS))

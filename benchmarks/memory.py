@@ -1,4 +1,4 @@
-"""Peak memory and run time of each notebook's kernel, for Binder's 2 GB limit.
+"""Peak memory and run time of each notebook's kernel, for Binder's 2 GiB limit.
 
     python benchmarks/memory.py                          # every notebook, full mode
     python benchmarks/memory.py --notebooks 00 01        # a subset (number or file name)
@@ -20,10 +20,10 @@ notebook sees what an earlier one of the same invocation saved, as a learner wou
 outputs of every code cell whose source contains TEXT, in
 ``benchmarks/results/notebook-<name>-<mode>-<date>.json``.
 
-Binder restarts a kernel whose container goes above 2 GB, so every row must stay under
-``LIMIT_MB``. The "MB" of the result files' keys (``peak_rss_mb``...) are mebibytes
-(2**20 bytes, printed as MiB), and Binder's limit is 2 GiB, 2,048 of them. The script
-exits with status 1 when one does not, or when a notebook fails.
+Binder restarts a kernel whose container goes above 2 GiB, so every row must stay under
+``LIMIT_MB`` (2,048 MiB). The "MB" of the result files' keys (``peak_rss_mb``...) are
+mebibytes (2**20 bytes, printed as MiB). The script exits with status 1 when a row goes
+over ``LIMIT_MB``, or when a notebook fails.
 Rows are merged (by notebook and mode) into
 ``benchmarks/results/memory-<machine>-<date>.json``, so subsets add up to the full table.
 """
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{'notebook':<28} {'mode':<5} {'peak MiB':>8} {'seconds':>8}")
     for row in rows:
-        flag = "  OVER BINDER'S 2 GB" if row["peak_rss_mb"] > LIMIT_MB else ""
+        flag = "  OVER BINDER'S 2 GiB (2,048 MiB)" if row["peak_rss_mb"] > LIMIT_MB else ""
         flag += "  FAILED" if not row["ok"] else ""
         print(
             f"{row['notebook']:<28} {row['mode']:<5} {row['peak_rss_mb']:>8} "

@@ -325,8 +325,8 @@ def load_or_train(saved: dict, train: Callable[[], object], validation: tuple | 
         print(f"Loaded {name}, saved by an earlier notebook.")
         return name, saved[name], True
     print(
-        f"No saved model of an earlier notebook was found in {config.artifacts_dir()}: the "
-        "notebooks that save one have not been run here, so a quick model is trained now instead."
+        "No usable saved model was found (none saved in this mode, or each was skipped above): "
+        "a quick model is trained now instead."
     )
     start = time.perf_counter()
     model = train()

@@ -139,7 +139,7 @@ def forget_traced_steps() -> None:
     registry and never removes it (tensorflow/tensorflow#97697; tf-keras pull request 898
     proposes the same cleanup inside ``clear_session``), so each model trained in one kernel
     keeps its whole compiled step alive: with it, notebook 08's cell of eight architectures
-    grew the kernel by 701 MB in full mode, against 904 MB without. Dropping the entries is
+    grew the kernel by 701 MiB in full mode, against 904 MiB without. Dropping the entries is
     safe: a step looks its gradient function up only while it is traced, so a model still in
     use keeps working. Other backends: nothing to do.
     """

@@ -1,4 +1,4 @@
-"""What Binder builds from this repository, and the memory script that checks its 2 GB limit.
+"""What Binder builds from this repository, and the memory script that checks its 2 GiB limit.
 
 ``jupyter-repo2docker --no-build --debug`` prints the Dockerfile Binder would build, without
 Docker. The tests read that Dockerfile rather than trusting the files in ``binder/``: it must
@@ -119,7 +119,7 @@ def _notebook(folder: Path, name: str, *sources: str) -> Path:
 
 @pytest.mark.slow
 def test_memory_script_records_the_kernel_peak(tmp_path):
-    """A notebook that holds 300 MB of bytes must show a peak above 300 MB, in its row."""
+    """A notebook that holds 300 MiB of bytes must show a peak above 300 MiB, in its row."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
     _notebook(
