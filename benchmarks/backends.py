@@ -44,13 +44,13 @@ def train_one(args) -> dict:
     dataset = data.load_cifar10(args.data_dir, train_size=args.train_size, test_size=args.test_size)
     splits = bench.split(dataset)
     config.set_seed(config.DEFAULT_SEED)
-    timer = bench.EpochTimer()
+    timer = bench.StepClock()
     start = time.perf_counter()
     result = training.train_recipe(
         splits.x_train, splits.y_train, epochs=args.epochs, callbacks=[timer], verbose=2
     )
     seconds = time.perf_counter() - start
-    later = timer.seconds[1:] or timer.seconds
+    later = timer.epochs[1:] or timer.epochs
     return {
         "backend": keras.backend.backend(),
         "version": bench.machine_info()["versions"].get(keras.backend.backend()),
@@ -58,7 +58,7 @@ def train_one(args) -> dict:
         "val_accuracy": round(bench.accuracy(result.model, splits.x_val, splits.y_val), 4),
         "test_accuracy": round(bench.accuracy(result.model, splits.x_test, splits.y_test), 4),
         "train_seconds": round(seconds, 1),
-        "first_epoch_seconds": round(timer.seconds[0], 1),
+        "first_epoch_seconds": round(timer.epochs[0], 1),
         "images_per_second": round(len(later) * len(splits.x_train) / sum(later), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "sizes": {"train": len(splits.x_train), "validation": len(splits.x_val)}

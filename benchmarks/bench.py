@@ -9,7 +9,8 @@ setting by; the **test** accuracy is measured once per run, for the record. A re
 schedule probes its speed (``probe``, ``plan_epochs``); where the backend lets the compiled
 step read a variable (``CLOCK_BACKENDS``) its warm-up and decay then follow the wall clock
 (``ClockSchedule``, ``WallClock``) and end on time, else the schedule is set over the
-epochs planned to fit the budget. A ``TimeBudget`` callback stops any recipe at the budget.
+epochs planned to fit the budget. A ``TimeBudget`` callback (with the clock, the
+``WallClock`` at 97% of the budget) stops every recipe on time.
 The table printed at the end compares every recipe with the first one; the rows are
 written (merged by recipe name) to ``benchmarks/results/<machine>-<date>-<budget>s.json``.
 Add a recipe with ``register(...)``.
@@ -87,7 +88,8 @@ class TimeBudget(keras.callbacks.Callback):
 class StepClock(keras.callbacks.Callback):
     """Records, for each epoch, its wall time and the time at the end of each training step
     (``(step index, seconds since the epoch began)``; with ``steps_per_execution`` above 1,
-    one entry per execution)."""
+    one entry per execution, indexed by its last step, which Keras does not cap at the
+    epoch's end: ``steps_per_epoch`` is the true count)."""
 
     def __init__(self):
         super().__init__()
@@ -97,6 +99,7 @@ class StepClock(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         self.steps.append([])
+        self.steps_per_epoch = self.params.get("steps")
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps[-1].append((batch, time.perf_counter() - self._start))
@@ -127,18 +130,23 @@ def plan_epochs(speed: Speed, images: int, budget_seconds: float) -> int:
     return max(1, math.floor(left / speed.epoch_seconds(images)))
 
 
-def steady_speed(first_epoch: float, second_epoch: float, steps, images: int) -> Speed:
+def steady_speed(
+    first_epoch: float, second_epoch: float, steps, images: int, step_count: int | None = None
+) -> Speed:
     """``Speed`` from a two-epoch probe on ``images`` images: ``steps`` are the second
-    epoch's ``(step index, seconds)`` marks. The median step is the steady state; what the
-    epoch took beyond its steps at that pace is the per-epoch cost, which a 45,000-image
-    epoch pays once like a 5,000-image one (in a diagnostic run on the course's 2-core VM,
-    2026-12-03, the first step of each epoch stalled for 2-8 s); what the first epoch took
-    more is the overhead."""
+    epoch's ``(step index, seconds)`` marks, ``step_count`` its number of steps (by default
+    the last mark's index + 1; marks past it are those of a short last execution).
+
+    The median step is the steady state; what the epoch took beyond its steps at that pace
+    is the per-epoch cost, which a 45,000-image epoch pays once like a 5,000-image one (in
+    a diagnostic run on the course's 2-core VM, 2026-12-03, the first step of each epoch
+    stalled for 2-8 s); what the first epoch took more is the overhead."""
+    step_count = step_count or steps[-1][0] + 1
+    steps = [(min(index, step_count - 1), seconds) for index, seconds in steps]
     paces = [(t - s) / (b - a) for (a, s), (b, t) in itertools.pairwise(steps)]
     if not paces:  # one execution per epoch: no steady state to tell apart
         return Speed(second_epoch / images, overhead=max(0.0, first_epoch - second_epoch))
     step_seconds = float(np.median(paces))
-    step_count = steps[-1][0] + 1
     per_epoch = max(0.0, second_epoch - step_seconds * step_count)
     overhead = max(0.0, first_epoch - second_epoch)
     return Speed(step_seconds * step_count / images, per_epoch, overhead)
@@ -150,7 +158,7 @@ def probe(train_two_epochs: Callable[[list], object], images: int) -> Speed:
     clock = StepClock()
     train_two_epochs([clock])
     first, second = clock.epochs[:2]
-    return steady_speed(first, second, clock.steps[1], images)
+    return steady_speed(first, second, clock.steps[1], images, clock.steps_per_epoch)
 
 
 class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -161,11 +169,17 @@ class ClockSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, schedule: keras.optimizers.schedules.CosineDecay):
         self.schedule = schedule
-        self.total_steps = schedule.warmup_steps + schedule.decay_steps
+        warmup = schedule.warmup_steps if schedule.warmup_target is not None else 0
+        self.total_steps = warmup + schedule.decay_steps
         self.progress = keras.Variable(0.0, dtype="float32", trainable=False, name="progress")
 
     def __call__(self, step):
         return self.schedule(self.progress * self.total_steps)
+
+    def get_config(self):
+        """The wrapped schedule's settings, so that a model compiled with it can be saved
+        (loading it back needs ``custom_objects``; the bench saves nothing)."""
+        return self.schedule.get_config()
 
 
 class WallClock(TimeBudget):

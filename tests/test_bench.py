@@ -43,9 +43,9 @@ def test_plan_epochs_fits_the_schedule_in_the_budget():
 
 
 def test_the_probe_tells_the_per_epoch_stall_from_the_steady_pace():
-    # 20 steps of 0.1 s after a first step that stalled 2 s: a 4-s epoch on 1,000 images,
-    # of which 2 s (the stall less one step's pace, plus the 0.1 s after the last step) are
-    # paid per epoch whatever its size, and 0.1 s every 50 images.
+    # A first step of 2.1 s (a 2-s stall), then 19 steps of 0.1 s, and 0.1 s after the last:
+    # a 4.1-s epoch on 1,000 images, of which 2.1 s are paid per epoch whatever its size
+    # (the epoch less 20 steps at the steady pace), and 0.1 s every 50 images.
     steps = [(i, 2.1 + 0.1 * i) for i in range(20)]
     speed = bench.steady_speed(6.0, 4.1, steps, 1_000)
     assert speed.per_image == pytest.approx(0.002)
@@ -55,6 +55,10 @@ def test_the_probe_tells_the_per_epoch_stall_from_the_steady_pace():
     # steps_per_execution=5: one mark every 5 steps, same pace
     grouped = bench.steady_speed(6.0, 4.1, [(i, t) for i, t in steps if i % 5 == 4], 1_000)
     assert grouped.per_image == pytest.approx(0.002)
+    # steps_per_execution=8 on 10 steps: Keras marks the short last execution as step 15
+    short = bench.steady_speed(6.0, 4.1, [(7, 2.8), (15, 3.0)], 1_000, step_count=10)
+    assert short.per_image == pytest.approx(0.001)  # (3.0 - 2.8) s for steps 8-9: 0.1 s each
+    assert short.per_epoch == pytest.approx(3.1)
     # a single mark: no steady state to measure, the whole epoch counts per image
     assert bench.steady_speed(6.0, 4.0, [(19, 4.0)], 1_000) == bench.Speed(0.004, 0.0, 2.0)
 
@@ -123,6 +127,7 @@ def test_the_clock_schedule_gives_the_rate_of_the_share_of_the_budget_spent():
     clock = bench.WallClock(10.0)
     schedule = clock.drive(base)
     assert clock.schedules == [schedule] and schedule.total_steps == 100
+    assert schedule.get_config() == base.get_config()  # a compiled model can be saved
     for share in (0.0, 0.25, 0.5, 1.0):
         schedule.progress.assign(share)
         expected = float(base(100 * share))
