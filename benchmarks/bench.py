@@ -141,14 +141,14 @@ def steady_speed(
     is the per-epoch cost, which a 45,000-image epoch pays once like a 5,000-image one (in
     a diagnostic run on the course's 2-core VM, 2026-12-03, the first step of each epoch
     stalled for 2-8 s); what the first epoch took more is the overhead."""
+    overhead = max(0.0, first_epoch - second_epoch)
     step_count = step_count or steps[-1][0] + 1
     steps = [(min(index, step_count - 1), seconds) for index, seconds in steps]
     paces = [(t - s) / (b - a) for (a, s), (b, t) in itertools.pairwise(steps)]
     if not paces:  # one execution per epoch: no steady state to tell apart
-        return Speed(second_epoch / images, overhead=max(0.0, first_epoch - second_epoch))
+        return Speed(second_epoch / images, overhead=overhead)
     step_seconds = float(np.median(paces))
     per_epoch = max(0.0, second_epoch - step_seconds * step_count)
-    overhead = max(0.0, first_epoch - second_epoch)
     return Speed(step_seconds * step_count / images, per_epoch, overhead)
 
 
