@@ -325,32 +325,85 @@ def _recommended(x, y, budget_seconds, callbacks):
 MIN_CAPSTONE_EPOCHS = 10
 
 
-def capstone_candidates():
-    """The capstone recipes to try, widest first: the GPU recipe, then the recipe for this
-    device when it is narrower (``capstone.default_recipe``; alone with ``COURSE_FAST=1``)."""
+#: CPU flags of matrix units that multiply bfloat16 (Intel AMX). On the 2-core Xeon with AMX
+#: (2026-12-03, benchmarks/README.md) the GPU widths trained 1.7-1.9x faster in
+#: ``mixed_bfloat16`` than in float32, the CPU widths no faster.
+BFLOAT16_CPU_FLAGS = ("amx_bf16",)
+
+
+def cpu_multiplies_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether the processor has bfloat16 matrix units (``BFLOAT16_CPU_FLAGS`` among the
+    flags of ``/proc/cpuinfo``, or of ``cpuinfo``); False where that file does not exist."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A capstone recipe to try, and the dtype policy to train it in (None: the device's,
+    ``accelerate.fast_path_settings``)."""
+
+    recipe: object
+    precision: str | None = None
+
+    def fast_path(self):
+        """``capstone.fit``'s fast path: the device's, with ``precision`` if set."""
+        from helpers import accelerate
+
+        recipe = self.recipe
+        settings = accelerate.fast_path_settings(
+            batch_size=recipe.batch_size,
+            learning_rate=recipe.learning_rate,
+            reference_batch_size=recipe.batch_size,
+        )
+        if self.precision is None:
+            return settings
+        return dataclasses.replace(settings, precision=self.precision)
+
+
+def capstone_candidates(bfloat16_cpu: bool | None = None):
+    """The capstone candidates to try, widest and fastest first: on a CPU with bfloat16
+    matrix units (``cpu_multiplies_bfloat16``, or ``bfloat16_cpu``) the GPU recipe in
+    ``mixed_bfloat16``, then the GPU recipe at the device's precision, then the recipe for
+    this device when it is narrower (``capstone.default_recipe``; alone with
+    ``COURSE_FAST=1``)."""
     from helpers import capstone, config
 
     default = capstone.default_recipe()
     if config.is_fast() or default == capstone.Recipe():
-        return [default]
-    return [capstone.Recipe(), default]
+        return [Candidate(default)]
+    if bfloat16_cpu is None:
+        bfloat16_cpu = cpu_multiplies_bfloat16()
+    wide = [Candidate(capstone.Recipe())]
+    if bfloat16_cpu and keras.backend.backend() == "tensorflow":
+        wide.insert(0, Candidate(capstone.Recipe(), "mixed_bfloat16"))
+    return [*wide, Candidate(default)]
 
 
 def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
-    """``(recipe, its Speed)``: the first of ``candidates`` (widest first) whose planned
-    epochs reach ``MIN_CAPSTONE_EPOCHS``, else the last one. ``speed(recipe)`` returns
+    """``(candidate, its Speed)``: the first of ``candidates`` (widest first) whose planned
+    epochs reach ``MIN_CAPSTONE_EPOCHS``, else the last one. ``speed(candidate)`` returns
     ``probe``'s ``Speed``; candidates after the chosen one are not probed."""
-    for recipe in candidates:
-        measured = speed(recipe)
+    for candidate in candidates:
+        measured = speed(candidate)
         epochs = plan_epochs(measured, images, budget_seconds)
         print(
-            f"widths {recipe.widths}: {epochs} epoch(s) of {measured.epoch_seconds(images):.0f} s "
-            f"fit the budget ({measured})",
+            f"widths {candidate.recipe.widths} ({candidate.precision or 'device precision'}): "
+            f"{epochs} epoch(s) of {measured.epoch_seconds(images):.0f} s fit the budget "
+            f"({measured})",
             flush=True,
         )
         if epochs >= MIN_CAPSTONE_EPOCHS:
             break
-    return recipe, measured
+    return candidate, measured
 
 
 @register(
@@ -363,22 +416,29 @@ def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
 def _capstone(x, y, budget_seconds, callbacks):
     from helpers import capstone
 
-    def speed(recipe):
+    def speed(candidate):
+        recipe = candidate.recipe
         n = min(len(x), max(PROBE_IMAGES, 4 * recipe.batch_size))
         two = dataclasses.replace(recipe, epochs=2)
-        return probe(lambda cbs: capstone.fit(x[:n], y[:n], two, callbacks=cbs), n)
+        fast_path = candidate.fast_path()
+        return probe(
+            lambda cbs: capstone.fit(x[:n], y[:n], two, fast_path=fast_path, callbacks=cbs), n
+        )
 
     start = time.perf_counter()
-    recipe, measured = widest_that_fits(capstone_candidates(), speed, len(x), budget_seconds)
+    candidate, measured = widest_that_fits(capstone_candidates(), speed, len(x), budget_seconds)
     probe_seconds = time.perf_counter() - start
+    recipe, fast_path = candidate.recipe, candidate.fast_path()
     epochs, stop, adapt, settings = schedule_plan(measured, len(x), budget_seconds)
     print(f"probes of {probe_seconds:.0f} s: {settings}", flush=True)
     fitted = capstone.fit(
-        x, y, dataclasses.replace(recipe, epochs=epochs),
+        x, y, dataclasses.replace(recipe, epochs=epochs), fast_path=fast_path,
         callbacks=[*callbacks, stop], verbose=2, adapt_schedule=adapt,
     )  # fmt: skip
     model = capstone.flip_tta_model(fitted.model) if recipe.tta else fitted.model
-    settings.update(widths=list(recipe.widths), batch_size=recipe.batch_size)
+    settings.update(
+        widths=list(recipe.widths), batch_size=recipe.batch_size, precision=fast_path.precision
+    )
     return Trained(model, fitted.epochs_trained, probe_seconds, settings)
 
 

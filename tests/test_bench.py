@@ -66,24 +66,49 @@ def test_the_probe_tells_the_per_epoch_stall_from_the_steady_pace():
 def test_the_capstone_trains_the_widest_recipe_that_fits_ten_epochs():
     from helpers import capstone
 
-    wide, narrow = capstone.Recipe(), capstone.CPU_RECIPE
+    wide, narrow = bench.Candidate(capstone.Recipe()), bench.Candidate(capstone.CPU_RECIPE)
     probed = []
 
-    def speed_of(recipe):  # seconds per image: the wide recipe 4x slower, no compile time
-        probed.append(recipe.widths)
-        return bench.Speed(4e-3 if recipe is wide else 1e-3)
+    def speed_of(candidate):  # seconds per image: the wide recipe 4x slower, no compile time
+        probed.append(candidate.recipe.widths)
+        return bench.Speed(4e-3 if candidate is wide else 1e-3)
 
     def choose(candidates, budget):
-        recipe, speed = bench.widest_that_fits(candidates, speed_of, 45_000, budget)
-        return recipe, bench.plan_epochs(speed, 45_000, budget)
+        candidate, speed = bench.widest_that_fits(candidates, speed_of, 45_000, budget)
+        return candidate, bench.plan_epochs(speed, 45_000, budget)
 
     # 45,000 images: 45 s an epoch narrow, 180 s wide; 90% of 600 s fits 12 narrow, 3 wide.
     assert choose([wide, narrow], 600) == (narrow, 12)
-    assert probed == [wide.widths, narrow.widths]
+    assert probed == [wide.recipe.widths, narrow.recipe.widths]
     probed.clear()  # an hour fits 18 wide epochs: the narrow recipe is not even probed
     assert choose([wide, narrow], 3600) == (wide, 18)
-    assert probed == [wide.widths]
+    assert probed == [wide.recipe.widths]
     assert choose([wide], 60) == (wide, 1)  # the last, anyway
+
+
+def test_a_cpu_with_bfloat16_matrix_units_tries_the_wide_recipe_in_bfloat16_first(monkeypatch):
+    import keras
+
+    from helpers import accelerate, capstone
+
+    amx = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert bench.cpu_multiplies_bfloat16(amx)
+    assert not bench.cpu_multiplies_bfloat16("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert not bench.cpu_multiplies_bfloat16("")
+
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    monkeypatch.setattr(capstone, "default_recipe", lambda kind=None: capstone.CPU_RECIPE)
+    wide = capstone.Recipe()
+    with_amx = bench.capstone_candidates(bfloat16_cpu=True)
+    expected = [(wide, "mixed_bfloat16"), (wide, None), (capstone.CPU_RECIPE, None)]
+    if keras.backend.backend() != "tensorflow":  # measured on TensorFlow only
+        expected = expected[1:]
+    assert [(c.recipe, c.precision) for c in with_amx] == expected
+    without = bench.capstone_candidates(bfloat16_cpu=False)
+    assert [(c.recipe, c.precision) for c in without] == [(wide, None), (capstone.CPU_RECIPE, None)]
+    first = with_amx[0].fast_path()  # the policy set, on the device's other settings
+    assert first.precision == (expected[0][1] or accelerate.fast_path_settings().precision)
+    assert first.batch_size == wide.batch_size
 
 
 def test_result_files_name_the_processor():
