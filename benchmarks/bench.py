@@ -326,8 +326,8 @@ MIN_CAPSTONE_EPOCHS = 10
 
 
 #: CPU flags of matrix units that multiply bfloat16 (Intel AMX). On the 2-core Xeon with AMX
-#: (2026-12-03, benchmarks/README.md) the GPU widths trained 1.7-1.9x faster in
-#: ``mixed_bfloat16`` than in float32, the CPU widths no faster.
+#: the GPU widths trained 1.7x faster in ``mixed_bfloat16`` than in float32
+#: (``precision_speed.py``, 2026-12-03; benchmarks/README.md).
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
 
 
