@@ -1,6 +1,6 @@
 """Training speed of the capstone's two widths in float32 and in mixed_bfloat16.
 
-    python benchmarks/precision_speed.py            # about 6 minutes on a 2-core CPU
+    python benchmarks/precision_speed.py            # about 4 minutes on a 2-core CPU
 
 Why: the bench trains the GPU widths in ``mixed_bfloat16`` on a CPU with bfloat16 matrix
 units (``bench.cpu_multiplies_bfloat16``), because there it was faster; this script is the

@@ -80,9 +80,9 @@ def precision_policy(kind: str, compute_capability: tuple[int, int] | None = Non
     """The Keras dtype policy for a device. ``"mixed_bfloat16"`` on TPUs and on GPUs of compute
     capability 8.0 or newer (bfloat16 has float32's range: no loss scaling needed);
     ``"mixed_float16"`` on older GPUs or an unknown capability (Keras then adds loss scaling
-    to the optimizer); ``"float32"`` on the CPU, where 16-bit math is rarely faster (on a
-    CPU with bfloat16 matrix units, Intel AMX, the capstone's GPU widths train 1.7x faster
-    in ``mixed_bfloat16``: ``benchmarks/precision_speed.py``)."""
+    to the optimizer); ``"float32"`` on the CPU, the precision the course's CPU recipes were
+    measured in (on a CPU with bfloat16 matrix units, Intel AMX, the capstone's GPU widths
+    trained 1.7x faster in ``mixed_bfloat16``: ``benchmarks/precision_speed.py``)."""
     kind = _check_kind(kind)
     if kind == "CPU":
         return "float32"
