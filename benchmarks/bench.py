@@ -195,8 +195,15 @@ class WallClock(TimeBudget):
         self.schedules.append(ClockSchedule(schedule))
         return self.schedules[-1]
 
+    def progress(self) -> float:
+        """The share of ``seconds`` spent since ``fit`` began (0 before it begins), at most 1:
+        what the capstone's ``Lookahead`` follows here instead of its step count."""
+        if self.start is None:
+            return 0.0
+        return min(1.0, (time.perf_counter() - self.start) / self.seconds)
+
     def on_train_batch_begin(self, batch, logs=None):
-        progress = min(1.0, (time.perf_counter() - self.start) / self.seconds)
+        progress = self.progress()
         for schedule in self.schedules:
             schedule.progress.assign(progress)
 
@@ -408,10 +415,10 @@ def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
 
 @register(
     "capstone",
-    "capstone (notebook 07): whitened plain convolutional net, SGD-Nesterov with warm-up and decay "
-    "over the budget (by the wall clock where the backend allows), label smoothing 0.2, EMA, "
-    "flip TTA; the widest recipe that fits "
-    f"{MIN_CAPSTONE_EPOCHS} epochs in the budget",
+    "capstone (notebook 07): airbench94's whitened plain convolutional net and recipe in Keras, "
+    "SGD-Nesterov with warm-up and decay over the budget (by the wall clock where the backend "
+    "allows), label smoothing 0.2, Lookahead, flip and translation TTA; the widest recipe "
+    f"that fits {MIN_CAPSTONE_EPOCHS} epochs in the budget",
 )
 def _capstone(x, y, budget_seconds, callbacks):
     from helpers import capstone
@@ -434,8 +441,9 @@ def _capstone(x, y, budget_seconds, callbacks):
     fitted = capstone.fit(
         x, y, dataclasses.replace(recipe, epochs=epochs), fast_path=fast_path,
         callbacks=[*callbacks, stop], verbose=2, adapt_schedule=adapt,
+        progress=stop.progress if isinstance(stop, WallClock) else None,
     )  # fmt: skip
-    model = capstone.flip_tta_model(fitted.model) if recipe.tta else fitted.model
+    model = capstone.tta_model(fitted.model) if recipe.tta else fitted.model
     settings.update(
         widths=list(recipe.widths), batch_size=recipe.batch_size, precision=fast_path.precision
     )
