@@ -327,11 +327,14 @@ def _recommended(x, y, budget_seconds, callbacks):
 
 
 #: The capstone trains the widest recipe that fits this many planned epochs in the budget
-#: (planned on 90% of it; the wall-clock schedule then trains about one more). Measured on
-#: the 2-core Xeon with AMX, 2026-12-03, validation split, one run each, with a prototype of
-#: this recipe (airbench's batch norm: frozen scales, biases at 64x the learning rate): the
-#: GPU widths in bfloat16 reached 89.0% after 7 epochs (574 s), the CPU widths 87.1% after
-#: 15 (800 s). At 10 CPU epochs the prototype scored 86.3%, this code 85.1%.
+#: (planned on 90% of it; where the schedule follows the clock, TensorFlow and PyTorch, it
+#: then trains one to one and a half more). Measured on the 2-core Xeon with AMX,
+#: 2026-12-03, validation split, one run each, with a prototype of this recipe (not
+#: committed; airbench's batch norm, frozen scales and biases at 64x the rate, and its
+#: initialisation): the GPU widths in bfloat16 reached 89.0% after 7 epochs (574 s), the
+#: CPU widths 87.1% after 15 (800 s). This code's GPU widths reached 86.4% after 7.45
+#: epochs in the 600-s bench (results/cpu2-intel-xeon-2026-12-03-600s.json); its CPU
+#: widths were not run at 600 s (85.1% after 10 epochs, against the prototype's 86.3%).
 MIN_CAPSTONE_EPOCHS = 6
 
 

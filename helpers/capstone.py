@@ -52,14 +52,26 @@ class CapstoneError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that defines a capstone run: airbench94's settings (arXiv:2404.00498) in
-    Keras's terms. ``learning_rate`` is the peak rate for the mean loss of a batch of
-    ``batch_size`` (airbench's 11.5 per 1,024 images, divided by its step scale 1,024 · (1 +
-    1 / (1 − 0.85)), times 1,024); the fast path scales it when the batch grows (several
-    devices). ``weight_decay`` is Keras's decoupled decay (each step shrinks the weights by
-    learning rate × decay), set to airbench's coupled decay of 0.0153 per 1,024 images after
-    Nesterov momentum amplifies it: 0.0153 / 11.5 / (1 − 0.85) ≈ 0.009.
-    ``batchnorm_momentum`` is Keras's (PyTorch's 0.6 is Keras's 0.4)."""
+    """Everything that defines a capstone run: airbench94's hyperparameters
+    (arXiv:2404.00498; ``legacy/airbench94.py`` of its repository) in Keras's terms.
+
+    ``learning_rate`` is the peak rate for Keras's mean loss over a batch of ``batch_size``:
+    airbench's 11.5 "per 1,024 images" divided by its unit for the rate, 1,024 · (1 + 1 /
+    (1 − 0.85)), is a rate for the *summed* loss; times 1,024 images it is 1.5 for the mean.
+    The fast path scales it when the batch grows (several devices). ``weight_decay`` is
+    Keras's decoupled decay (each step shrinks the weights by learning rate × decay).
+    airbench hands PyTorch's SGD a coupled decay (added to the gradient before momentum) of
+    0.0153 · 1,024 / 11.5 ≈ 1.36 on the summed loss, that is 0.0020 of each weight per step at
+    the peak; Nesterov momentum 0.85 multiplies a steady push by 1 / (1 − 0.85), giving about
+    0.0133 per step, which Keras's decay reaches at the peak rate 1.5 with 0.0153 / 11.5 /
+    (1 − 0.85) ≈ 0.009. ``batchnorm_momentum`` is Keras's: the share of the old running
+    estimate kept at each batch (airbench keeps 0.6; this recipe was measured with 0.4).
+
+    Where the model differs from airbench94: batch norm's scales are trained and its biases
+    learn at the common rate (airbench freezes the scales and gives the biases 64× the rate),
+    Keras's initialisation (airbench starts part of each convolution as the identity), no
+    bias in the whitening layer, random (not alternating) flips, a global max-pool, and the
+    test-time views' probabilities averaged (airbench averages logits)."""
 
     widths: tuple[int, int, int] = (64, 256, 256)
     epochs: int = 10
@@ -365,8 +377,10 @@ def compile_capstone(
 
 def translated(images):
     """The two one-pixel translations of airbench's test-time augmentation, ``(up_left,
-    down_right)``, each filling its new border row and column by reflection. ``images``:
-    ``(batch, height, width, channels)``, a NumPy array or a Keras tensor (any dtype)."""
+    down_right)``: the image's window moved one pixel up and left (its content moves down
+    and right) and one pixel down and right, the new border row and column filled by
+    reflection. ``images``: ``(batch, height, width, channels)``, a NumPy array or a Keras
+    tensor (any dtype)."""
     concatenate = np.concatenate if isinstance(images, np.ndarray) else keras.ops.concatenate
     up_left = concatenate([images[:, 1:2], images[:, :-1]], axis=1)
     up_left = concatenate([up_left[:, :, 1:2], up_left[:, :, :-1]], axis=2)
@@ -386,8 +400,8 @@ def tta_average(probabilities):
 
 
 def tta_views(images):
-    """The six views test-time augmentation looks at: the image, its mirror, and the mirrors
-    of its two one-pixel translations (``translated``), in ``tta_average``'s order."""
+    """The six views test-time augmentation looks at: the image, its mirror, its two
+    one-pixel translations (``translated``) and their mirrors, in ``tta_average``'s order."""
     flip = np.flip if isinstance(images, np.ndarray) else keras.ops.flip
     views = []
     for view in (images, *translated(images)):
@@ -494,7 +508,7 @@ def fit(
 
 @dataclass
 class Result:
-    """What one capstone run measured: ``accuracy`` (with flip TTA when the recipe has it)
+    """What one capstone run measured: ``accuracy`` (with TTA when the recipe has it)
     and ``accuracy_no_tta`` on the ``split`` it was scored on."""
 
     recipe: dict
@@ -517,7 +531,7 @@ class Result:
 def train(train, evaluation, recipe: Recipe | None = None, *, split="validation", **options):
     """``fit`` the capstone on ``train`` (``(x, y)``: uint8 images, labels) and score it on
     ``evaluation`` (``(x, y)``, named ``split``: keep the test set for the end), with and
-    without flip TTA. ``options`` go to ``fit``. Returns a ``Result``."""
+    without TTA. ``options`` go to ``fit``. Returns a ``Result``."""
     recipe = recipe or default_recipe()
     (x, y), (x_eval, y_eval) = train, evaluation
     fitted = fit(x, y, recipe, **options)
@@ -550,7 +564,7 @@ def ablation(
     """Train the full recipe, then the recipe without each idea in ``ideas``, each on
     ``train_split`` and scored on ``evaluation``; one row per variant: ``{"variant", "idea",
     "<split> accuracy", "gain", "train_seconds"}``, ``gain`` being what the idea was worth in
-    this run. ``full``: a ``Result`` of ``train`` on the same splits, to reuse. Flip TTA
+    this run. ``full``: a ``Result`` of ``train`` on the same splits, to reuse. TTA
     needs no retraining: its row scores the full run without it."""
     recipe = recipe or default_recipe()
     unknown = set(ideas) - set(IDEAS)
