@@ -313,37 +313,39 @@ class Lookahead(keras.callbacks.Callback):
     ``final_decay · progress³``: little averaging early, more as the learning rate falls.
     At the end the model keeps the slow copy.
 
-    ``progress()`` returns the share of training done; by default the optimizer's step count
-    over ``total_steps``."""
+    ``progress()`` returns the share of training done; by default the steps of this ``fit``
+    over ``total_steps``. Steps are counted from the batch indices Keras passes, so several
+    steps per call (``steps_per_execution``) count right."""
 
     def __init__(self, total_steps: int, every: int = 5, final_decay: float = 0.95**5,
                  progress=None):  # fmt: skip
         super().__init__()
         self.total_steps, self.every, self.final_decay = total_steps, every, final_decay
-        self.progress = progress or (lambda: min(1.0, self.steps() / total_steps))
-        self.slow, self.variables, self.synced_at = [], [], 0
-
-    def steps(self) -> int:
-        """Optimizer steps taken so far."""
-        return int(self.model.optimizer.iterations.numpy())
+        self.progress = progress or (lambda: min(1.0, self.step / total_steps))
+        self.slow, self.variables = [], []
+        self.step = self.epoch_start = self.averaged_at = 0
 
     def on_train_begin(self, logs=None):
         self.variables = [v for v in self.model.weights if "float" in str(v.dtype)]
         self.slow = [keras.ops.copy(v.value) for v in self.variables]
-        self.synced_at = self.steps()
+        self.step = self.epoch_start = self.averaged_at = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.step
 
     def _move_slow_weights(self, decay: float):
         for i, variable in enumerate(self.variables):
             self.slow[i] = self.slow[i] + (1 - decay) * (variable.value - self.slow[i])
-            variable.assign(self.slow[i])
+            variable.assign(keras.ops.copy(self.slow[i]))  # JAX's training step consumes it
 
     def on_train_batch_end(self, batch, logs=None):
-        # Several steps may run per call (steps_per_execution): the decay is per `every` steps.
-        steps = self.steps()
-        if steps - self.synced_at >= self.every:
+        self.step = self.epoch_start + batch + 1  # `batch`: the last step's index in the epoch
+        if self.step - self.averaged_at >= self.every:
+            if keras.backend.backend() == "jax":
+                self.model.jax_state_sync()  # during fit JAX keeps the weights outside the model
             decay = self.final_decay * self.progress() ** 3
-            self._move_slow_weights(decay ** ((steps - self.synced_at) / self.every))
-            self.synced_at = steps
+            self._move_slow_weights(decay ** ((self.step - self.averaged_at) / self.every))
+            self.averaged_at = self.step
 
     def on_train_end(self, logs=None):
         self._move_slow_weights(1.0)

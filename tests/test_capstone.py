@@ -141,21 +141,21 @@ def test_lookahead_moves_the_slow_weights_part_way_and_trains_on_from_them():
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
-    model.optimizer.build(model.trainable_variables)
     lookahead = capstone.Lookahead(total_steps=10, every=2, final_decay=0.5)
     lookahead.set_model(model)
     kernel = model.weights[0]
     kernel.assign(np.ones((2, 1)))
     lookahead.on_train_begin()
-    kernel.assign(3 * np.ones((2, 1)))  # what two training steps did
-    model.optimizer.iterations.assign(1)
+    lookahead.on_epoch_begin(0)
+    kernel.assign(3 * np.ones((2, 1)))  # what training did
     lookahead.on_train_batch_end(0)  # one step: too early to average
     np.testing.assert_allclose(kernel.numpy(), 3)
-    model.optimizer.iterations.assign(5)  # half-way: decay = 0.5 * 0.5**3 = 1/16 per 2 steps
-    lookahead.on_train_batch_end(4)
-    decay = (0.5 * 0.5**3) ** (5 / 2)  # 5 steps since the last average
+    lookahead.on_train_batch_end(4)  # 5 steps (several per call): half-way, decay 0.5 * 0.5**3
+    decay = (0.5 * 0.5**3) ** (5 / 2)  # per 2 steps, over the 5 since the last average
     np.testing.assert_allclose(kernel.numpy(), 1 + (1 - decay) * 2, rtol=1e-6)
+    lookahead.on_epoch_begin(1)
+    lookahead.on_train_batch_end(0)
+    assert lookahead.step == 6  # counts on across epochs
     slow = kernel.numpy().copy()
     kernel.assign(slow + 10)
     lookahead.on_train_end()  # the model keeps the slow copy
