@@ -4,11 +4,10 @@
 
 Why: the bench trains the GPU widths in ``mixed_bfloat16`` on a CPU with bfloat16 matrix
 units (``bench.cpu_multiplies_bfloat16``), because there it was faster; this script is the
-measurement. Each recipe (``capstone.Recipe()``, widths 64/256/256, and
-``capstone.CPU_RECIPE``, 32/64/128; the file of 2026-12-03 measured them at the batches of
-then, 512 and 128, before the recipe took airbench's 1,024) trains five epochs on 6,144
-random uint8 images under each policy; the first epoch compiles, and on a VM an epoch can
-stall, so the row gives the median images per second of the other four. Rows go to
+measurement. Each recipe (``capstone.Recipe()``, widths 64/256/256, batch 512, and
+``capstone.CPU_RECIPE``, 32/64/128, batch 128) trains five epochs on 6,144 random uint8
+images under each policy; the first epoch compiles, and on a VM an epoch can stall, so the
+row gives the median images per second of the other four. Rows go to
 ``results/precision-<machine>-<date>.json``.
 """
 

@@ -1,5 +1,5 @@
-"""Exercises of notebook 07 (Capstone): the whitening layer, the optimizer with Keras's
-weight average, the warm-up + cosine schedule, and an ablation-style experiment."""
+"""Exercises of notebook 07 (Capstone): the whitening layer, the optimizer with weight
+averaging, the warm-up + cosine schedule, and an ablation-style experiment."""
 
 from __future__ import annotations
 
@@ -32,15 +32,15 @@ def _whitening_weights(n_weights):
 @exercise(
     "07.2",
     kind="code",
-    title="the recipe's SGD with Keras's own weight average (EMA) over about 20 steps",
+    title="the recipe's SGD with an EMA that averages over about 1,000 steps",
     solution="""
-    ema_optimizer = keras.optimizers.SGD(
+    optimizer = keras.optimizers.SGD(
         learning_rate=schedule,
         momentum=recipe.momentum,
         nesterov=True,
         weight_decay=recipe.weight_decay,
         use_ema=True,
-        ema_momentum=0.95,  # the average spans about 1 / (1 - 0.95) = 20 steps
+        ema_momentum=0.999,  # the average spans about 1 / (1 - 0.999) = 1,000 steps
     )
     """,
 )
@@ -48,7 +48,7 @@ def _optimizer(optimizer, recipe):
     import keras
 
     if not isinstance(optimizer, keras.optimizers.Optimizer):
-        return "ema_optimizer must be a Keras optimizer: keras.optimizers.SGD(...)"
+        return "optimizer must be a Keras optimizer: keras.optimizers.SGD(...)"
     if not isinstance(optimizer, keras.optimizers.SGD):
         return f"the recipe uses SGD, not {type(optimizer).__name__}"
     config = optimizer.get_config()
@@ -61,12 +61,12 @@ def _optimizer(optimizer, recipe):
     if not math.isclose(config["weight_decay"] or 0.0, recipe.weight_decay, rel_tol=1e-6):
         return f"weight_decay should be the recipe's, {recipe.weight_decay}"
     if not config["use_ema"]:
-        return "Keras's weight average is switched on with use_ema=True"
-    if not math.isclose(config["ema_momentum"], 0.95, rel_tol=1e-9):
+        return "weight averaging is switched on with use_ema=True"
+    if not math.isclose(config["ema_momentum"], 0.999, rel_tol=1e-9):
         span = 1 / (1 - config["ema_momentum"]) if config["ema_momentum"] < 1 else math.inf
         return (
             f"ema_momentum={config['ema_momentum']} averages over about 1 / (1 - m) = "
-            f"{span:,.0f} steps; choose m for about 20"
+            f"{span:,.0f} steps; choose m for about 1,000"
         )
     return None
 
@@ -108,34 +108,32 @@ def _schedule_rates(example, rate_at_25, rate_at_175):
 @exercise(
     "07.4",
     kind="experiment",
-    title="does Lookahead help when training is short? (validation split)",
+    title="does weight averaging help when training is short? (validation split)",
     solution="""
     short = replace(recipe, epochs=config.pick(fast=1, full=2))
-    with_lookahead = capstone.train((x_train, y_train), (x_val, y_val), short)
-    plain = short.without("lookahead")
-    without_lookahead = capstone.train((x_train, y_train), (x_val, y_val), plain)
-    lookahead_helped = with_lookahead.accuracy > without_lookahead.accuracy
+    with_ema = capstone.train((x_train, y_train), (x_val, y_val), short)
+    without_ema = capstone.train((x_train, y_train), (x_val, y_val), short.without("ema"))
+    ema_helped = with_ema.accuracy > without_ema.accuracy
     """,
 )
-def _lookahead_experiment(with_lookahead, without_lookahead, lookahead_helped):
-    runs = (with_lookahead, without_lookahead)
+def _ema_experiment(with_ema, without_ema, ema_helped):
+    runs = (with_ema, without_ema)
     if not all(hasattr(run, "accuracy") and hasattr(run, "recipe") for run in runs):
-        return "with_lookahead and without_lookahead must be what capstone.train(...) returns"
+        return "with_ema and without_ema must be what capstone.train(...) returns"
     if any(run.split != "validation" for run in runs):
         return "score both runs on the validation split (x_val, y_val): the test set is for the end"
-    on, off = with_lookahead.recipe, without_lookahead.recipe
-    changed = {k for k in on if on[k] != off[k]}
+    changed = {k for k in with_ema.recipe if with_ema.recipe[k] != without_ema.recipe[k]}
     if not changed:
-        return "both runs use one recipe: switch Lookahead off in one, short.without('lookahead')"
-    if changed != {"lookahead"}:
-        return f"change one thing only, Lookahead; these fields differ: {sorted(changed)}"
-    if not on["lookahead"]:
-        return "with_lookahead should average the weights, without_lookahead not: swap them"
-    if not isinstance(lookahead_helped, bool):
-        return "lookahead_helped should be True or False"
-    if lookahead_helped != (with_lookahead.accuracy > without_lookahead.accuracy):
+        return "the two runs use the same recipe: switch the EMA off in one, short.without('ema')"
+    if changed != {"ema_momentum"} or without_ema.recipe["ema_momentum"] != 0:
+        return f"change one thing only, the EMA; these fields differ: {sorted(changed)}"
+    if with_ema.recipe["ema_momentum"] == 0:
+        return "with_ema should average the weights, without_ema not: swap them"
+    if not isinstance(ema_helped, bool):
+        return "ema_helped should be True or False"
+    if ema_helped != (with_ema.accuracy > without_ema.accuracy):
         return (
-            f"compare with_lookahead.accuracy ({with_lookahead.accuracy:.2%}) with "
-            f"without_lookahead.accuracy ({without_lookahead.accuracy:.2%})"
+            f"compare with_ema.accuracy ({with_ema.accuracy:.2%}) with "
+            f"without_ema.accuracy ({without_ema.accuracy:.2%})"
         )
     return None

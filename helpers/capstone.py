@@ -22,15 +22,15 @@ from helpers import accelerate, config, data, evaluation, training
 IDEAS = {
     "whitening": "patch-whitening first conv (Page 2019 part 8; hlb-CIFAR10; airbench 2024)",
     "label_smoothing": "label smoothing 0.2 (Szegedy et al. 2016; Page part 8; airbench)",
-    "lookahead": "Lookahead weight averaging (Zhang et al. 2019; hlb-CIFAR10; airbench)",
-    "tta": "flip and one-pixel translation test-time augmentation (Page part 8; airbench)",
+    "ema": "weight averaging, EMA of the weights (Polyak; Page part 8; hlb-CIFAR10)",
+    "tta": "flip test-time augmentation (Page part 8; airbench)",
     "schedule": "warm-up then cosine decay of the learning rate (Goyal 2017; Loshchilov 2017)",
 }
 #: The recipe field and value that switch each idea off.
 _OFF = {
     "whitening": ("whitening", False),
     "label_smoothing": ("label_smoothing", 0.0),
-    "lookahead": ("lookahead", False),
+    "ema": ("ema_momentum", 0.0),
     "tta": ("tta", False),
     "schedule": ("schedule", False),
 }
@@ -52,37 +52,18 @@ class CapstoneError(ValueError):
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything that defines a capstone run: airbench94's hyperparameters
-    (arXiv:2404.00498; ``legacy/airbench94.py`` of its repository) in Keras's terms.
-
-    ``learning_rate`` is the peak rate for Keras's mean loss over a batch of ``batch_size``:
-    airbench's 11.5 "per 1,024 images" divided by its unit for the rate, 1,024 · (1 + 1 /
-    (1 − 0.85)), is a rate for the *summed* loss; times 1,024 images it is 1.5 for the mean.
-    The fast path scales it when the batch grows (several devices). ``weight_decay`` is
-    Keras's decoupled decay (each step shrinks the weights by learning rate × decay).
-    airbench hands PyTorch's SGD a coupled decay (added to the gradient before momentum) of
-    0.0153 · 1,024 / 11.5 ≈ 1.36 on the summed loss, that is 0.0020 of each weight per step at
-    the peak; Nesterov momentum 0.85 multiplies a steady push by 1 / (1 − 0.85), giving about
-    0.0133 per step, which Keras's decay reaches at the peak rate 1.5 with 0.0153 / 11.5 /
-    (1 − 0.85) ≈ 0.009. ``batchnorm_momentum`` is Keras's: the share of the old running
-    estimate kept at each batch (airbench keeps 0.6; this recipe was measured with 0.4).
-
-    Where the model differs from airbench94: batch norm's scales are trained and its biases
-    learn at the common rate (airbench freezes the scales and gives the biases 64× the rate),
-    Keras's initialisation (airbench starts part of each convolution as the identity), no
-    bias in the whitening layer, random (not alternating) flips, a global max-pool, and the
-    test-time views' probabilities averaged (airbench averages logits)."""
+    """Everything that defines a capstone run. ``learning_rate`` is the peak rate quoted for
+    ``batch_size``; the fast path scales it when the batch grows (several devices)."""
 
     widths: tuple[int, int, int] = (64, 256, 256)
     epochs: int = 10
-    batch_size: int = 1024
-    learning_rate: float = 1.5
-    momentum: float = 0.85
-    weight_decay: float = 0.009
+    batch_size: int = 512
+    learning_rate: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
     label_smoothing: float = 0.2
-    batchnorm_momentum: float = 0.4
-    lookahead: bool = True
-    warmup_fraction: float = 0.23
+    ema_momentum: float = 0.99
+    warmup_fraction: float = 0.25
     whitening: bool = True
     tta: bool = True
     schedule: bool = True
@@ -97,7 +78,7 @@ class Recipe:
                 raise CapstoneError(f"{option} must be a positive integer, got {value!r}")
         for option, upper in (
             ("label_smoothing", 0.5),
-            ("batchnorm_momentum", 0.999),
+            ("ema_momentum", 0.9999),
             ("warmup_fraction", 0.9),
             ("momentum", 0.99),
         ):
@@ -119,8 +100,8 @@ class Recipe:
         return replace(self, **{option: value})
 
 
-#: The full recipe scaled for a CPU: narrower (same batches, same ideas).
-CPU_RECIPE = Recipe(widths=(32, 64, 128))
+#: The full recipe scaled for a CPU: narrower, smaller batches (same ideas).
+CPU_RECIPE = Recipe(widths=(32, 64, 128), batch_size=128, learning_rate=0.1)
 
 
 def default_recipe(kind: str | None = None) -> Recipe:
@@ -128,7 +109,9 @@ def default_recipe(kind: str | None = None) -> Recipe:
     on a GPU or TPU, ``CPU_RECIPE`` on a CPU, and with ``COURSE_FAST=1`` a narrow one for a
     few epochs of small batches."""
     if config.is_fast():
-        return Recipe(widths=(16, 32, 64), epochs=3, batch_size=64, learning_rate=0.1)
+        return Recipe(
+            widths=(16, 32, 64), epochs=3, batch_size=64, learning_rate=0.05, ema_momentum=0.9
+        )
     if kind is None:
         kind, _ = config.detect_accelerator()
     return CPU_RECIPE if kind.upper() == "CPU" else Recipe()
@@ -219,19 +202,17 @@ def whitening_layer(x_train=None):
     return whiten
 
 
-def conv_group(x, width: int, name: str, batchnorm_momentum: float = 0.4):
+def conv_group(x, width: int, name: str):
     """conv → max-pool → batch norm → GELU → conv → batch norm → GELU: airbench's
     simplification of the ResNet-9 of Page's series, without skip connections."""
     layers = keras.layers
-
-    def batch_norm(x, suffix):
-        return layers.BatchNormalization(momentum=batchnorm_momentum, name=f"{name}_{suffix}")(x)
-
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-    x = layers.Activation("gelu", name=f"{name}_gelu1")(batch_norm(x, "bn1"))
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(x)
+    x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
     x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
-    return layers.Activation("gelu", name=f"{name}_gelu2")(batch_norm(x, "bn2"))
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(x)
+    return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
 def build_capstone(recipe: Recipe | None = None, x_train: np.ndarray | None = None):
@@ -251,10 +232,10 @@ def build_capstone(recipe: Recipe | None = None, x_train: np.ndarray | None = No
     whiten = whitening_layer(x_train if recipe.whitening else None)
     x = layers.Activation("gelu", name="whiten_gelu")(whiten(x))
     for group, width in enumerate(recipe.widths, start=1):
-        x = conv_group(x, width, f"g{group}", recipe.batchnorm_momentum)
+        x = conv_group(x, width, name=f"g{group}")
     x = layers.GlobalMaxPooling2D(name="gmp")(x)
     x = layers.Dense(data.NUM_CLASSES, use_bias=False, dtype="float32", name="logits")(x)
-    x = layers.Rescaling(1 / 9, dtype="float32", name="logit_scale")(x)
+    x = layers.Rescaling(0.125, dtype="float32", name="logit_scale")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="capstone")
 
@@ -262,93 +243,40 @@ def build_capstone(recipe: Recipe | None = None, x_train: np.ndarray | None = No
 # --- training ----------------------------------------------------------------------------------
 
 
-def lr_schedule(
-    peak: float,
-    total_steps: int,
-    warmup_fraction: float = 0.23,
-    start_fraction: float = 0.2,
-    end_fraction: float = 0.07,
-):
-    """Notebook 07's ``CosineDecay``: from ``start_fraction`` of ``peak`` up to ``peak`` over
-    the first ``warmup_fraction`` of ``total_steps``, then along a cosine down to
-    ``end_fraction`` of ``peak`` (airbench's warm-up and floor). A schedule, not a callback:
-    evaluated inside every step, it stays exact with ``steps_per_execution > 1``."""
+def lr_schedule(peak: float, total_steps: int, warmup_fraction: float = 0.25):
+    """Notebook 07's ``CosineDecay``: from 0 up to ``peak`` over the first ``warmup_fraction``
+    of ``total_steps``, then along a cosine to 0. A schedule, not a callback: evaluated inside
+    every step, it stays exact with ``steps_per_execution > 1``."""
     if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
         raise CapstoneError(f"total_steps must be a positive integer, got {total_steps!r}")
     if not peak > 0 or not 0 <= warmup_fraction < 1:
         raise CapstoneError(
             f"peak must be positive and warmup_fraction in [0, 1), got {peak}, {warmup_fraction}"
         )
-    if not (0 <= start_fraction <= 1 and 0 <= end_fraction <= 1):
-        raise CapstoneError(
-            "start_fraction and end_fraction are shares of the peak, between 0 and 1; got "
-            f"{start_fraction} and {end_fraction}"
-        )
     warmup_steps = round(warmup_fraction * total_steps)
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=start_fraction * peak,
+        initial_learning_rate=0.0,
         decay_steps=max(1, total_steps - warmup_steps),
-        alpha=end_fraction,
         warmup_target=float(peak),
         warmup_steps=warmup_steps,
     )
 
 
 def make_optimizer(recipe: Recipe, learning_rate):
-    """Notebook 07's optimizer: SGD with Nesterov momentum and decoupled weight decay.
+    """Notebook 07's optimizer: SGD with Nesterov momentum, decoupled weight decay (not on
+    batch norm's ``gamma``/``beta``) and, when ``recipe.ema_momentum > 0``, a moving average
+    of the weights that Keras writes into the model at the end of ``fit``.
     ``learning_rate``: a number or a schedule (``lr_schedule``)."""
-    return keras.optimizers.SGD(
+    optimizer = keras.optimizers.SGD(
         learning_rate=learning_rate,
         momentum=recipe.momentum,
         nesterov=True,
         weight_decay=recipe.weight_decay or None,
+        use_ema=recipe.ema_momentum > 0,
+        ema_momentum=recipe.ema_momentum or 0.99,
     )
-
-
-class Lookahead(keras.callbacks.Callback):
-    """airbench's weight averaging (Lookahead, Zhang et al. 2019): a slow copy of every float
-    weight of the model (batch-norm statistics included) follows the trained one; every
-    ``every`` steps the slow copy moves ``1 - decay`` of the way to the trained weights and
-    training goes on from the slow copy. ``decay`` grows with the share of training done,
-    ``final_decay · progress³``: little averaging early, more as the learning rate falls.
-    At the end the model keeps the slow copy.
-
-    ``progress()`` returns the share of training done; by default the steps of this ``fit``
-    over ``total_steps``. Steps are counted from the batch indices Keras passes, so several
-    steps per call (``steps_per_execution``) count right."""
-
-    def __init__(self, total_steps: int, every: int = 5, final_decay: float = 0.95**5,
-                 progress=None):  # fmt: skip
-        super().__init__()
-        self.total_steps, self.every, self.final_decay = total_steps, every, final_decay
-        self.progress = progress or (lambda: min(1.0, self.step / total_steps))
-        self.slow, self.variables = [], []
-        self.step = self.epoch_start = self.averaged_at = 0
-
-    def on_train_begin(self, logs=None):
-        self.variables = [v for v in self.model.weights if "float" in str(v.dtype)]
-        self.slow = [keras.ops.copy(v.value) for v in self.variables]
-        self.step = self.epoch_start = self.averaged_at = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = self.step
-
-    def _move_slow_weights(self, decay: float):
-        for i, variable in enumerate(self.variables):
-            self.slow[i] = self.slow[i] + (1 - decay) * (variable.value - self.slow[i])
-            variable.assign(keras.ops.copy(self.slow[i]))  # JAX's training step consumes it
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.step = self.epoch_start + batch + 1  # `batch`: the last step's index in the epoch
-        if self.step - self.averaged_at >= self.every:
-            if keras.backend.backend() == "jax":
-                self.model.jax_state_sync()  # during fit JAX keeps the weights outside the model
-            decay = self.final_decay * self.progress() ** 3
-            self._move_slow_weights(decay ** ((self.step - self.averaged_at) / self.every))
-            self.averaged_at = self.step
-
-    def on_train_end(self, logs=None):
-        self._move_slow_weights(1.0)
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta"])
+    return optimizer
 
 
 def _accuracy_metric():
@@ -377,58 +305,28 @@ def compile_capstone(
     return model
 
 
-def translated(images):
-    """The two one-pixel translations of airbench's test-time augmentation, ``(up_left,
-    down_right)``: the image's window moved one pixel up and left (its content moves down
-    and right) and one pixel down and right, the new border row and column filled by
-    reflection. ``images``: ``(batch, height, width, channels)``, a NumPy array or a Keras
-    tensor (any dtype)."""
-    concatenate = np.concatenate if isinstance(images, np.ndarray) else keras.ops.concatenate
-    up_left = concatenate([images[:, 1:2], images[:, :-1]], axis=1)
-    up_left = concatenate([up_left[:, :, 1:2], up_left[:, :, :-1]], axis=2)
-    down_right = concatenate([images[:, 1:], images[:, -2:-1]], axis=1)
-    down_right = concatenate([down_right[:, :, 1:], down_right[:, :, -2:-1]], axis=2)
-    return up_left, down_right
-
-
-def tta_average(probabilities):
-    """Averages the predictions for the six views of each image, in the order of
-    ``tta_views``: half the weight on the image and its mirror, a quarter on each one-pixel
-    translation (with its mirror), as airbench weighs them."""
-    plain, mirror, up_left, up_left_mirror, down_right, down_right_mirror = probabilities
-    return (
-        (plain + mirror) / 4 + (up_left + up_left_mirror) / 8 + (down_right + down_right_mirror) / 8
-    )
-
-
-def tta_views(images):
-    """The six views test-time augmentation looks at: the image, its mirror, its two
-    one-pixel translations (``translated``) and their mirrors, in ``tta_average``'s order."""
-    flip = np.flip if isinstance(images, np.ndarray) else keras.ops.flip
-    views = []
-    for view in (images, *translated(images)):
-        views += [view, flip(view, axis=2)]  # (batch, height, width, channels)
-    return views
-
-
-def tta_model(model):
-    """A model that averages ``model``'s predictions over ``tta_views`` of each image
-    (test-time augmentation), compiled for ``evaluate``."""
+def flip_tta_model(model):
+    """A model that averages ``model``'s predictions for each image and its mirror image
+    (flip test-time augmentation), compiled for ``evaluate``."""
     inputs = keras.Input(shape=model.input.shape[1:], dtype=model.input.dtype, name="image")
-    outputs = tta_average([model(view) for view in tta_views(inputs)])
-    tta = keras.Model(inputs, outputs, name=f"{model.name}_tta")
+    mirrored = keras.ops.flip(inputs, axis=2)  # (batch, height, width, channels)
+    outputs = keras.layers.Average(dtype="float32", name="flip_tta")(
+        [model(inputs), model(mirrored)]
+    )
+    tta = keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
     tta.compile(loss="sparse_categorical_crossentropy", metrics=[_accuracy_metric()])
     return tta
 
 
 def predict(model, images: np.ndarray, *, tta: bool = True):
-    """Class probabilities for uint8 ``images``; with ``tta`` averaged over ``tta_views``
-    (what ``tta_model`` computes). Uses ``evaluation.predict_proba``, which builds no new
-    TensorFlow graph per model, so an ablation prints no retracing warnings."""
+    """Class probabilities for uint8 ``images``; with ``tta`` averaged with the mirror
+    images' (what ``flip_tta_model`` computes). Uses ``evaluation.predict_proba``, which
+    builds no new TensorFlow graph per model, so an ablation prints no retracing warnings."""
     # Batches of 250: on a CPU one of 1,000 held 600 MB of activations, which the kernel kept.
+    plain = evaluation.predict_proba(model, images, 250)
     if not tta:
-        return evaluation.predict_proba(model, images, 250)
-    return tta_average([evaluation.predict_proba(model, v, 250) for v in tta_views(images)])
+        return plain
+    return (plain + evaluation.predict_proba(model, images[:, :, ::-1], 250)) / 2
 
 
 def _scope(plan):
@@ -457,16 +355,14 @@ def fit(
     callbacks=(),
     verbose=0,
     adapt_schedule=None,
-    progress=None,
 ) -> Fitted:
     """Build the capstone for uint8 images ``x`` and labels ``y`` and train it.
 
     ``fast_path`` (``accelerate.fast_path_settings(...)``) defaults to the device's, with the
     recipe's batch and learning rate, both multiplied by ``plan.replicas`` (the linear
     scaling rule); ``plan`` (``helpers.distribute``) trains on several devices;
-    ``adapt_schedule`` goes to ``compile_capstone``, ``progress`` to ``Lookahead`` (both let
-    the benchmark follow the wall clock). The time covers building the whitening layer,
-    compiling and training.
+    ``adapt_schedule`` goes to ``compile_capstone``. The time covers building the whitening
+    layer, compiling and training.
     """
     recipe = recipe or default_recipe()
     if fast_path is None:
@@ -487,21 +383,18 @@ def fit(
             trainer = accelerate.resident_data_model(model, x)
             inputs = accelerate.resident_indices(x)
         compile_capstone(trainer, recipe, steps_per_epoch, fast_path, adapt_schedule)
-        callbacks = list(callbacks)
-        if recipe.lookahead:
-            callbacks.append(Lookahead(steps_per_epoch * recipe.epochs, progress=progress))
         history = trainer.fit(
             inputs,
             y,
             epochs=recipe.epochs,
-            callbacks=callbacks,
+            callbacks=list(callbacks),
             verbose=verbose,
             **fast_path.fit_kwargs(),
         )
         seconds = time.perf_counter() - start
         if trainer is not model:  # the trained network, compiled for evaluate
             model.compile(loss=trainer.loss, metrics=[_accuracy_metric()])
-    steps = int(trainer.optimizer.iterations.numpy())
+    steps = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations))
     images = min(steps * fast_path.batch_size, len(x) * recipe.epochs)
     history = {k: [float(v) for v in values] for k, values in history.history.items()}
     epochs = round(steps / steps_per_epoch, 2)
@@ -510,7 +403,7 @@ def fit(
 
 @dataclass
 class Result:
-    """What one capstone run measured: ``accuracy`` (with TTA when the recipe has it)
+    """What one capstone run measured: ``accuracy`` (with flip TTA when the recipe has it)
     and ``accuracy_no_tta`` on the ``split`` it was scored on."""
 
     recipe: dict
@@ -533,14 +426,15 @@ class Result:
 def train(train, evaluation, recipe: Recipe | None = None, *, split="validation", **options):
     """``fit`` the capstone on ``train`` (``(x, y)``: uint8 images, labels) and score it on
     ``evaluation`` (``(x, y)``, named ``split``: keep the test set for the end), with and
-    without TTA. ``options`` go to ``fit``. Returns a ``Result``."""
+    without flip TTA. ``options`` go to ``fit``. Returns a ``Result``."""
     recipe = recipe or default_recipe()
     (x, y), (x_eval, y_eval) = train, evaluation
     fitted = fit(x, y, recipe, **options)
     plan = options.get("plan")
     with _scope(plan):
         plain = predict(fitted.model, x_eval, tta=False)
-        scored = predict(fitted.model, x_eval) if recipe.tta else plain
+        mirrored = predict(fitted.model, x_eval[:, :, ::-1], tta=False)
+    scored = (plain + mirrored) / 2 if recipe.tta else plain
     return Result(
         recipe=asdict(recipe),
         split=split,
@@ -566,7 +460,7 @@ def ablation(
     """Train the full recipe, then the recipe without each idea in ``ideas``, each on
     ``train_split`` and scored on ``evaluation``; one row per variant: ``{"variant", "idea",
     "<split> accuracy", "gain", "train_seconds"}``, ``gain`` being what the idea was worth in
-    this run. ``full``: a ``Result`` of ``train`` on the same splits, to reuse. TTA
+    this run. ``full``: a ``Result`` of ``train`` on the same splits, to reuse. Flip TTA
     needs no retraining: its row scores the full run without it."""
     recipe = recipe or default_recipe()
     unknown = set(ideas) - set(IDEAS)

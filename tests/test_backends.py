@@ -50,7 +50,7 @@ report["predict_proba_matches"] = bool(np.allclose(
     model.predict(x[:40], verbose=0), atol=1e-5,
 ))
 
-recipe = capstone.Recipe(widths=(8, 8, 16), epochs=1, batch_size=32)
+recipe = capstone.Recipe(widths=(8, 8, 16), epochs=1, batch_size=32, ema_momentum=0.9)
 for policy in ("float32", "mixed_bfloat16"):
     with accelerate.use_precision(policy):
         model = capstone.build_capstone(recipe, x)

@@ -10,7 +10,7 @@ import pytest
 from helpers import capstone, data
 from helpers.capstone import CapstoneError, Recipe
 
-TINY = Recipe(widths=(8, 8, 16), epochs=2, batch_size=16, learning_rate=0.05)
+TINY = Recipe(widths=(8, 8, 16), epochs=2, batch_size=16, learning_rate=0.05, ema_momentum=0.9)
 
 
 def _smooth_images(n=40, seed=0):
@@ -68,7 +68,7 @@ def test_the_model_uses_the_frozen_whitening_layer(tiny):
     [
         ("whitening", "whitening", False),
         ("label_smoothing", "label_smoothing", 0.0),
-        ("lookahead", "lookahead", False),
+        ("ema", "ema_momentum", 0.0),
         ("tta", "tta", False),
         ("schedule", "schedule", False),
     ],
@@ -88,7 +88,7 @@ def test_recipe_without_switches_one_idea_off(idea, field, value):
         {"batch_size": 2.5},
         {"label_smoothing": 0.9},
         {"learning_rate": 0},
-        {"batchnorm_momentum": 1.5},
+        {"ema_momentum": 1.5},
     ],
 )
 def test_bad_recipes_are_refused(options):
@@ -108,58 +108,29 @@ def test_default_recipe_is_small_in_fast_mode(monkeypatch):
     assert sum(fast.widths) < sum(full.widths) and fast.epochs <= full.epochs
 
 
-def test_lr_schedule_warms_up_linearly_then_decays_along_a_cosine_to_its_floor():
+def test_lr_schedule_warms_up_linearly_then_decays_along_a_cosine_to_zero():
     import keras
 
     schedule = capstone.lr_schedule(0.4, total_steps=100, warmup_fraction=0.25)
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 10, 25, 62.5, 100)]
-    # warm-up: 0.08 -> 0.4 over 25 steps; then down to 0.028 along a cosine over the 75 others
-    half_way = 0.028 + (0.4 - 0.028) / 2
-    assert rates == pytest.approx([0.08, 0.08 + 0.32 * 0.4, 0.4, half_way, 0.028], abs=1e-6)
+    # warm-up: 0 -> 0.4 over 25 steps; then 0.4 * (1 + cos(pi * t)) / 2 over the 75 others
+    assert rates == pytest.approx([0.0, 0.16, 0.4, 0.2, 0.0], abs=1e-6)
     config = schedule.get_config()
     assert (config["warmup_steps"], config["decay_steps"], config["warmup_target"]) == (25, 75, 0.4)
-    plain = capstone.lr_schedule(0.4, 100, 0.25, start_fraction=0, end_fraction=0)
-    assert float(keras.ops.convert_to_numpy(plain(100))) == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(CapstoneError):
         capstone.lr_schedule(0.4, total_steps=0)
-    with pytest.raises(CapstoneError, match="shares of the peak"):
-        capstone.lr_schedule(0.4, 100, end_fraction=2)
 
 
-def test_optimizer_is_sgd_nesterov_with_decoupled_weight_decay():
+def test_optimizer_is_sgd_nesterov_with_weight_decay_and_ema():
     import keras
 
     optimizer = capstone.make_optimizer(TINY, 0.1)
     config = optimizer.get_config()
-    assert isinstance(optimizer, keras.optimizers.SGD) and config["nesterov"]
-    assert config["momentum"] == TINY.momentum and not config["use_ema"]
+    assert isinstance(optimizer, keras.optimizers.SGD) and config["nesterov"] and config["use_ema"]
+    assert config["momentum"] == TINY.momentum and config["ema_momentum"] == TINY.ema_momentum
     assert config["weight_decay"] == pytest.approx(TINY.weight_decay)
-
-
-def test_lookahead_moves_the_slow_weights_part_way_and_trains_on_from_them():
-    import keras
-
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
-    lookahead = capstone.Lookahead(total_steps=10, every=2, final_decay=0.5)
-    lookahead.set_model(model)
-    kernel = model.weights[0]
-    kernel.assign(np.ones((2, 1)))
-    lookahead.on_train_begin()
-    lookahead.on_epoch_begin(0)
-    kernel.assign(3 * np.ones((2, 1)))  # what training did
-    lookahead.on_train_batch_end(0)  # one step: too early to average
-    np.testing.assert_allclose(kernel.numpy(), 3)
-    lookahead.on_train_batch_end(4)  # 5 steps (several per call): half-way, decay 0.5 * 0.5**3
-    decay = (0.5 * 0.5**3) ** (5 / 2)  # per 2 steps, over the 5 since the last average
-    np.testing.assert_allclose(kernel.numpy(), 1 + (1 - decay) * 2, rtol=1e-6)
-    lookahead.on_epoch_begin(1)
-    lookahead.on_train_batch_end(0)
-    assert lookahead.step == 6  # counts on across epochs
-    slow = kernel.numpy().copy()
-    kernel.assign(slow + 10)
-    lookahead.on_train_end()  # the model keeps the slow copy
-    np.testing.assert_allclose(kernel.numpy(), slow)
+    assert not capstone.make_optimizer(TINY.without("ema"), 0.1).get_config()["use_ema"]
 
 
 def test_whitening_layer_is_a_frozen_conv_set_from_the_images():
@@ -203,15 +174,7 @@ def test_the_model_keeps_xla_compilation(tiny):
     assert model.jit_compile is True
 
 
-def test_translated_views_move_the_image_one_pixel_with_a_reflected_border():
-    images = np.arange(2 * 32 * 32 * 3).reshape(2, 32, 32, 3)
-    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
-    up_left, down_right = capstone.translated(images)
-    np.testing.assert_array_equal(up_left, padded[:, :32, :32])
-    np.testing.assert_array_equal(down_right, padded[:, 2:, 2:])
-
-
-def test_tta_averages_six_views_with_airbench_weights(tiny):
+def test_flip_tta_averages_an_image_and_its_mirror(tiny):
     import keras
 
     inputs = keras.Input((32, 32, 3), dtype="uint8")
@@ -220,14 +183,9 @@ def test_tta_averages_six_views_with_airbench_weights(tiny):
     outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(left))
     model = keras.Model(inputs, outputs)
     images = tiny.x_test[:4]
-    views = [np.ascontiguousarray(v) for v in capstone.tta_views(images)]
-    assert len(views) == 6
-    np.testing.assert_array_equal(views[1], images[:, :, ::-1])
-    p = [capstone.predict(model, v, tta=False) for v in views]
-    expected = (p[0] + p[1]) / 4 + (p[2] + p[3] + p[4] + p[5]) / 8
-    np.testing.assert_allclose(capstone.predict(model, images), expected, atol=1e-6)
-    tta = capstone.tta_model(model)
-    np.testing.assert_allclose(tta.predict(images, verbose=0), expected, atol=1e-6)
+    plain = capstone.predict(model, images, tta=False)
+    mirrored = capstone.predict(model, np.ascontiguousarray(images[:, :, ::-1]), tta=False)
+    np.testing.assert_allclose(capstone.predict(model, images), (plain + mirrored) / 2, atol=1e-6)
 
 
 def test_train_runs_the_recipe_and_reports_what_it_measured(tiny):
@@ -240,11 +198,11 @@ def test_train_runs_the_recipe_and_reports_what_it_measured(tiny):
     assert result.fast_path["kind"] == "CPU" and result.fast_path["batch_size"] == 16
     row = result.as_row()
     assert "history" not in row and "model" not in row and row["recipe"]["widths"] == (8, 8, 16)
-    # Lookahead's slow weights are in the model: its predictions give the reported accuracy,
-    # and the TTA model that evaluate() uses agrees.
+    # The EMA weights are in the model: its predictions give the reported accuracy, and
+    # the flip-TTA model that evaluate() uses agrees.
     labels = np.argmax(capstone.predict(result.model, tiny.x_test), axis=1)
     assert np.mean(labels == tiny.y_test) == pytest.approx(result.accuracy)
-    tta = capstone.tta_model(result.model)
+    tta = capstone.flip_tta_model(result.model)
     _, accuracy = tta.evaluate(tiny.x_test, tiny.y_test, verbose=0)
     assert accuracy == pytest.approx(result.accuracy, abs=1e-6)
 
@@ -256,7 +214,7 @@ def test_fit_takes_callbacks_and_has_no_time_budget_of_its_own(tiny):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = True
 
-    recipe = Recipe(widths=(8, 8, 8), epochs=5, batch_size=25)
+    recipe = Recipe(widths=(8, 8, 8), epochs=5, batch_size=25, ema_momentum=0.9)
     fitted = capstone.fit(tiny.x_train, tiny.y_train, recipe, callbacks=[Stop()])
     assert fitted.epochs_trained == 1 and fitted.seconds > 0
     assert fitted.model.name == "capstone"
@@ -265,7 +223,7 @@ def test_fit_takes_callbacks_and_has_no_time_budget_of_its_own(tiny):
 
 
 def test_ablation_has_one_row_per_idea_scored_on_the_given_split(tiny):
-    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25)
+    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
     splits = (tiny.x_train, tiny.y_train), (tiny.x_test, tiny.y_test)
     rows = capstone.ablation(*splits, recipe, ideas=("tta", "label_smoothing"))
     assert [r["variant"] for r in rows] == [
@@ -284,7 +242,7 @@ def test_ablation_has_one_row_per_idea_scored_on_the_given_split(tiny):
 
 def test_ablation_frees_each_variant_before_the_next_trains(tiny, monkeypatch):
     """On Binder's 2 GB, two variants' models must not be alive at the same time."""
-    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25)
+    recipe = Recipe(widths=(8, 8, 8), epochs=1, batch_size=25, ema_momentum=0.9)
     splits = (tiny.x_train, tiny.y_train), (tiny.x_test, tiny.y_test)
     full = capstone.train(*splits, recipe)
     real_train, variant_models = capstone.train, []
@@ -297,6 +255,6 @@ def test_ablation_frees_each_variant_before_the_next_trains(tiny, monkeypatch):
         return result
 
     monkeypatch.setattr(capstone, "train", train_and_check)
-    capstone.ablation(*splits, recipe, ideas=("label_smoothing", "lookahead"), full=full)
+    capstone.ablation(*splits, recipe, ideas=("label_smoothing", "ema"), full=full)
     assert len(variant_models) == 2
     assert full.model is not None  # the run passed in is the caller's, left as it was

@@ -114,7 +114,7 @@ rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
 labels = rng.integers(0, 10, 80)
 train, validation = (images[:64], labels[:64]), (images[64:], labels[64:])
-recipe = capstone.Recipe(widths=(8, 8, 8), epochs=2, batch_size=16)
+recipe = capstone.Recipe(widths=(8, 8, 8), epochs=2, batch_size=16, ema_momentum=0.9)
 result = capstone.train(train, validation, recipe, plan=plan)
 # Again with the training set kept on the devices (as on GPUs), replicated by the plan.
 on_device = accelerate.fast_path_settings(

@@ -57,14 +57,7 @@ REQUIRED_CALLS = {
         "layers.BatchNormalization(",
         "keras.callbacks.EarlyStopping(",
     ],
-    "07": [
-        "layers.Conv2D(",
-        "trainable=False",
-        "layers.BatchNormalization(momentum=0.4)",
-        "keras.optimizers.SGD(",
-        "keras.optimizers.schedules.CosineDecay(",
-        "keras.callbacks.Callback",
-    ],
+    "07": ["use_ema=True", "layers.Conv2D(", "trainable=False"],
     "08": [
         "layers.SeparableConv2D(",
         "layers.Add()",
