@@ -618,17 +618,18 @@ def main(argv=None) -> int:
     sizes = {"train": len(splits.x_train), "validation": len(splits.x_val)}
     sizes["test"] = len(splits.x_test)
     print(", ".join(f"{n} {name} images" for name, n in sizes.items()), flush=True)
+    date = dt.date.today().isoformat()
+    budget = f"{args.budget_seconds:g}s"
+    out = args.out or RESULTS / f"{args.machine or machine_slug(info)}-{date}-{budget}.json"
     rows = []
     for name in args.recipes:
         print(f"== {name}: {RECIPES[name].description}", flush=True)
         row = run_recipe(RECIPES[name], splits, args.budget_seconds)
         print(json.dumps(row), flush=True)
         rows.append(row)
+        # Written after each recipe, so a run that is stopped keeps what it measured.
+        write_results(out, info, date, rows, sizes)
     print(table(rows))
-    date = dt.date.today().isoformat()
-    budget = f"{args.budget_seconds:g}s"
-    out = args.out or RESULTS / f"{args.machine or machine_slug(info)}-{date}-{budget}.json"
-    write_results(out, info, date, rows, sizes)
     print(f"wrote {out}")
     return 0
 

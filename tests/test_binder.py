@@ -197,3 +197,12 @@ def test_a_failed_notebook_keeps_its_earlier_measurement(memory, tmp_path):
     rows = {row["notebook"]: row for row in payload["rows"]}
     assert rows["05"]["seconds"] == 900 and rows["05"]["ok"]
     assert not rows["06"]["ok"]  # nothing measured before: the failure is recorded
+
+
+def test_binders_limit_holds_on_machines_without_a_gpu(memory):
+    """Binder has no GPU: a peak over 2 GiB fails a CPU row, not a row measured on a GPU
+    machine (whose runtime adds host memory a Binder kernel never holds)."""
+    heavy, light = {"peak_rss_mb": 3103.2}, {"peak_rss_mb": 1841.0}
+    assert memory.over_limit(heavy, {"cpu": "AMD EPYC", "gpu": None})
+    assert not memory.over_limit(light, {"cpu": "AMD EPYC", "gpu": None})
+    assert not memory.over_limit(heavy, {"cpu": "Intel Xeon", "gpu": "NVIDIA H200"})
