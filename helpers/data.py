@@ -163,9 +163,9 @@ def _two_of_each(classes: np.ndarray, counts: np.ndarray, what: str) -> None:
     if counts.min() < 2:
         label = classes[counts.argmin()].item()
         raise ValueError(
-            f"{what}: class {label!r} has only 1 example, but a stratified split puts every "
-            "class on both sides, so each class needs at least two examples. Add examples of "
-            f"class {label!r} or leave it out of x and y"
+            f"{what}: class {label!r} has only 1 example, but a stratified split (scikit-learn's "
+            "train_test_split with stratify=) needs at least two examples of each class. Add "
+            f"examples of class {label!r} or leave it out of x and y"
         )
 
 
