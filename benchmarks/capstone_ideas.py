@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("COURSE_FAST", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,8 +108,10 @@ def tta_scores(model, x_val, y_val) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--variants", nargs="*", default=None)
+    parser.add_argument("--variants", nargs="*", default=None, choices=list(variants(1)))
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be a positive integer, got {args.epochs}")
     chosen = variants(args.epochs)
     names = args.variants or list(chosen)
     cifar = data.load_cifar10()
@@ -119,9 +122,10 @@ def main(argv=None) -> None:
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for name in names:
         recipe, group = chosen[name]
-        capstone.conv_group = group  # build_capstone looks the group up at call time
         start = time.perf_counter()
-        fitted = capstone.fit(x, y, recipe)
+        # build_capstone looks conv_group up at call time; patched for this variant only.
+        with mock.patch.object(capstone, "conv_group", group):
+            fitted = capstone.fit(x, y, recipe)
         row = {
             "variant": name,
             "epochs": recipe.epochs,
