@@ -21,6 +21,9 @@ after 308 epochs with 100% training accuracy, where airbench94, with the same wi
 - ``airbench batch norm``: batch norm with ``momentum=0.6`` and no learned scale
   (``scale=False``), as airbench's (``BatchNorm2d(momentum=0.4)`` in PyTorch's convention,
   weight frozen at 1), and ``epsilon=1e-5`` (airbench's is 1e-12);
+- ``lr x1.25 wd x20``, ``lr x2.5 wd x10``: peak rates of 0.125 (airbench's step per example
+  at batch 128) and 0.25 with the decay scaled so that the weights still shrink by 1.0% per
+  1,024 images at the peak, as with the CPU recipe's 0.0125 at 0.1;
 - ``gpu recipe``, ``gpu wd x50``: ``capstone.Recipe()``, the GPU recipe (64/256/256 channels,
   batch 512, peak rate 0.2), with the decay of 5e-4 it had when first measured and with 50
   times that, 0.025, which shrinks the weights as fast per image as the CPU recipe's 0.0125
@@ -84,6 +87,16 @@ def variants(epochs: int) -> dict:
         "wd x25": (replace(base, weight_decay=base.weight_decay * 25), capstone.conv_group),
         "wd x100": (replace(base, weight_decay=base.weight_decay * 100), capstone.conv_group),
         "airbench batch norm": (base, airbench_conv_group),
+        # Higher peak rates with the decay that keeps the CPU recipe's shrink of 1.0% per
+        # 1,024 images at the peak (decoupled decay shrinks by rate x decay per step).
+        "lr x1.25 wd x20": (
+            replace(base, learning_rate=0.125, weight_decay=0.01),
+            capstone.conv_group,
+        ),
+        "lr x2.5 wd x10": (
+            replace(base, learning_rate=0.25, weight_decay=0.005),
+            capstone.conv_group,
+        ),
         # The GPU recipe (widths 64/256/256, batch 512, peak rate 0.2), with its decay of 5e-4
         # and with the decay that shrinks weights as fast per image as the CPU recipe's 0.0125.
         "gpu recipe": (gpu, capstone.conv_group),
