@@ -1,6 +1,7 @@
 """Why does the capstone stop short of airbench's 94%? Airbench's ideas that notebook 07's
-recipe leaves out, each tried alone on the CPU recipe for a few epochs, scored on the
-validation split (the test set is not touched).
+recipe leaves out, each tried alone on the CPU recipe for a few epochs (the stronger decay
+also on the GPU recipe, and with higher rates), scored on the validation split (the test set
+is not touched).
 
     python benchmarks/capstone_ideas.py [--epochs 5] [--variants ...]
 
