@@ -319,21 +319,6 @@ def add_head(backbone: Backbone, kind: str = "flatten") -> TransferModel:
     return TransferModel(model, head, backbone, kind)
 
 
-def unfreeze_top_blocks(transfer: TransferModel, n: int) -> list[str]:
-    """Make exactly the top ``n`` of VGG16's five blocks trainable (0 freezes them all) and
-    recompile ``transfer.model`` at learning rate 1e-5 (a hundredth of the head's, so the
-    pretrained filters are nudged, not wrecked); return the trainable layers' names."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 5:
-        raise TransferConfigError(f"n must be an integer from 0 to 5, got {n!r}")
-    base = transfer.backbone.model
-    top = tuple(f"block{block}_" for block in range(6 - n, 6))
-    base.trainable = n > 0
-    for layer in base.layers:
-        layer.trainable = layer.name.startswith(top)
-    training.compile_model(transfer.model, learning_rate=1e-5)
-    return [layer.name for layer in base.layers if layer.trainable and layer.weights]
-
-
 # --- the feature cache -----------------------------------------------------------------------
 
 

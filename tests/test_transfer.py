@@ -129,36 +129,6 @@ def test_training_the_head_leaves_every_base_weight_bit_for_bit_unchanged(backbo
     assert not _same(model.head.get_weights(), head_before)
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, ["block5"]), (2, ["block4", "block5"])])
-def test_fine_tuning_makes_exactly_the_top_blocks_trainable_and_changes_them(
-    weights_file, images, n, expected
-):
-    x, y = images
-    model = transfer.add_head(transfer.build_backbone(32, weights=weights_file[0]), "gap")
-    base = model.backbone.model
-    names = transfer.unfreeze_top_blocks(model, n)
-    assert {name.split("_")[0] for name in names} == set(expected)
-    # Each of blocks 4 and 5 has three convolutions, each with a kernel and a bias.
-    assert len(base.trainable_weights) == 6 * n
-    assert len(model.model.trainable_weights) == 6 * n + len(model.head.trainable_weights)
-    before = {layer.name: layer.get_weights() for layer in base.layers}
-    model.model.fit(x, y, epochs=1, batch_size=10, verbose=0)
-    for layer in base.layers:
-        if not layer.weights:
-            continue
-        changed = not _same(layer.get_weights(), before[layer.name])
-        assert changed == (layer.name.split("_")[0] in expected), layer.name
-
-
-def test_unfreezing_zero_blocks_freezes_the_base_again(weights_file):
-    model = transfer.add_head(transfer.build_backbone(32, weights=weights_file[0]))
-    transfer.unfreeze_top_blocks(model, 3)
-    assert transfer.unfreeze_top_blocks(model, 0) == []
-    assert model.backbone.model.trainable_weights == []
-    with pytest.raises(transfer.TransferConfigError, match="0 to 5"):
-        transfer.unfreeze_top_blocks(model, 6)
-
-
 # --- weights resolution ------------------------------------------------------------------------
 
 
