@@ -2,8 +2,9 @@
 lesson's Keras code themselves (used by notebooks 04 and 10, the benchmarks and the tests).
 
 Finding the weights (``VGG16_WEIGHTS`` or the Keras download, with errors that say what to
-do), VGG16's preprocessing as a layer, the notebook's frozen base, heads and fine-tuning
-step packaged, the feature cache, and what each input size costs. Backend-agnostic Keras 3.
+do), VGG16's preprocessing as a layer, the notebook's frozen base and heads packaged
+(fine-tuning stays in the notebook's cells), the feature cache, and what each input size
+costs. Backend-agnostic Keras 3.
 """
 
 from __future__ import annotations

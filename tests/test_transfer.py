@@ -1,4 +1,4 @@
-"""helpers.transfer: weights resolution, frozen base, fine-tuning, the feature cache, FLOPs.
+"""helpers.transfer: weights resolution, frozen base and heads, the feature cache, FLOPs.
 
 VGG16 is big, so the tests use 32x32 inputs, a dozen images, random weights saved
 to tmp files, and build the shared read-only models once per module.
