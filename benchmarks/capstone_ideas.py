@@ -22,9 +22,9 @@ after 308 epochs with 100% training accuracy, where airbench94, with the same wi
 - ``airbench batch norm``: batch norm with ``momentum=0.6`` and no learned scale
   (``scale=False``), as airbench's (``BatchNorm2d(momentum=0.4)`` in PyTorch's convention,
   weight frozen at 1), and ``epsilon=1e-5`` (airbench's is 1e-12);
-- ``lr x1.25 wd x20``, ``lr x2.5 wd x10``: peak rates of 0.125 (airbench's step per example
-  at batch 128) and 0.25 with the decay scaled so that the weights still shrink by 1.0% per
-  1,024 images at the peak, as with the CPU recipe's 0.0125 at 0.1;
+- ``lr x1.25 wd x20``, ``lr x2.5 wd x10``: peak rates of 0.125 (about airbench's step per
+  example at batch 128, momentum counted) and 0.25, with the decay scaled so that the weights
+  still shrink by 1.0% per 1,024 images at the peak, as with the CPU recipe's 0.0125 at 0.1;
 - ``gpu recipe``, ``gpu wd x50``: ``capstone.Recipe()``, the GPU recipe (64/256/256 channels,
   batch 512, peak rate 0.2), with the decay of 5e-4 it had when first measured and with 50
   times that, 0.025, which shrinks the weights as fast per image as the CPU recipe's 0.0125
