@@ -437,7 +437,11 @@ def _capstone(x, y, budget_seconds, callbacks):
     )  # fmt: skip
     model = capstone.flip_tta_model(fitted.model) if recipe.tta else fitted.model
     settings.update(
-        widths=list(recipe.widths), batch_size=recipe.batch_size, precision=fast_path.precision
+        widths=list(recipe.widths),
+        batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        precision=fast_path.precision,
     )
     return Trained(model, fitted.epochs_trained, probe_seconds, settings)
 

@@ -133,6 +133,17 @@ def test_optimizer_is_sgd_nesterov_with_weight_decay_and_ema():
     assert not capstone.make_optimizer(TINY.without("ema"), 0.1).get_config()["use_ema"]
 
 
+def test_both_recipes_shrink_the_weights_by_one_percent_per_1024_images_at_the_peak():
+    """Keras's decoupled decay shrinks each weight by rate x decay per step; the CPU and GPU
+    recipes' decays are set so that both shrink by 1.0% per 1,024 images at the peak rate."""
+
+    def shrink_per_1024_images(recipe):
+        return recipe.learning_rate * recipe.weight_decay * 1024 / recipe.batch_size
+
+    assert shrink_per_1024_images(capstone.CPU_RECIPE) == pytest.approx(0.01)
+    assert shrink_per_1024_images(capstone.Recipe()) == pytest.approx(0.01)
+
+
 def test_whitening_layer_is_a_frozen_conv_set_from_the_images():
     images = _smooth_images()
     layer = capstone.whitening_layer(images)
