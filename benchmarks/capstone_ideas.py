@@ -3,7 +3,7 @@ recipe leaves out, each tried alone on the CPU recipe for a few epochs (the stro
 also on the GPU recipe, and with higher rates), scored on the validation split (the test set
 is not touched).
 
-    python benchmarks/capstone_ideas.py [--epochs 5] [--variants ...]
+    python benchmarks/capstone_ideas.py [--epochs 5] [--variants ...] [--seed 0]
 
 On the GPU (2026-12-04) the capstone reached 88.8% on validation after 18 epochs and 89.5%
 after 308 epochs with 100% training accuracy, where airbench94, with the same widths, reaches
@@ -28,7 +28,11 @@ after 308 epochs with 100% training accuracy, where airbench94, with the same wi
 - ``gpu recipe``, ``gpu wd x50``: ``capstone.Recipe()``, the GPU recipe (64/256/256 channels,
   batch 512, peak rate 0.2), with the decay of 5e-4 it had when first measured and with 50
   times that, 0.025, which shrinks the weights as fast per image as the CPU recipe's 0.0125
-  (it is 0.025 since).
+  (it is 0.025 since);
+- ``cpu recipe``: ``capstone.CPU_RECIPE`` as it is now (weight decay 0.0125); ``identity init``:
+  the same with airbench's initialisation of the convolutions (``PartialIdentity``: the first
+  filters start as the identity); ``lookahead``: the same with airbench's Lookahead
+  (``Lookahead``) in place of Keras's moving average of the weights.
 
 Every trained model is also scored with airbench's test-time augmentation ("level 2": the image
 and its mirror, plus both shifted one pixel up-left and down-right at half weight), next to the
@@ -204,6 +208,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--variants", nargs="*", default=None, choices=list(variants(1)))
+    parser.add_argument("--seed", type=int, default=0, help="the recipes' seed (default 0)")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be a positive integer, got {args.epochs}")
@@ -213,10 +218,11 @@ def main(argv=None) -> None:
     x, y, x_val, y_val = data.train_val_split(cifar.x_train, cifar.y_train)
     info = machine_info()
     out = RESULTS / f"capstone-ideas-{machine_slug(info)}-{dt.date.today()}.json"
-    # Runs of the same day add up: a variant measured again replaces its row.
+    # Runs of the same day add up: a variant measured again with the same seed replaces its row.
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for name in names:
         recipe, group = chosen[name]
+        recipe = replace(recipe, seed=args.seed)
         start = time.perf_counter()
         # build_capstone looks conv_group up at call time; patched for this variant only.
         steps = math.ceil(len(x) / recipe.batch_size) * recipe.epochs
@@ -225,6 +231,7 @@ def main(argv=None) -> None:
             fitted = capstone.fit(x, y, recipe, callbacks=callbacks)
         row = {
             "variant": name,
+            "seed": args.seed,
             "epochs": recipe.epochs,
             "widths": list(recipe.widths),
             "batch_size": recipe.batch_size,
@@ -236,7 +243,7 @@ def main(argv=None) -> None:
             "wall_seconds": round(time.perf_counter() - start, 1),
         }
         print(json.dumps(row), flush=True)
-        rows = [r for r in rows if r["variant"] != name] + [row]
+        rows = [r for r in rows if (r["variant"], r.get("seed", 0)) != (name, args.seed)] + [row]
         keras.backend.clear_session()
         training.forget_traced_steps()
         out.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
