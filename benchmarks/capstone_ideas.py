@@ -1,13 +1,14 @@
 """Why does the capstone stop short of airbench's 94%? Airbench's ideas that notebook 07's
 recipe leaves out, each tried alone on the CPU recipe for a few epochs (the stronger decay
-also on the GPU recipe, and with higher rates), scored on the validation split (the test set
-is not touched).
+and a higher rate also on the GPU recipe; two ideas at 14 epochs), scored on the validation
+split (the test set is not touched).
 
     python benchmarks/capstone_ideas.py [--epochs 5] [--variants ...] [--seed 0]
 
-On the GPU (2026-12-04) the capstone reached 88.8% on validation after 18 epochs and 89.5%
-after 308 epochs with 100% training accuracy, where airbench94, with the same widths, reaches
-94% in 10: more time does not close the gap, something per epoch is missing. Variants:
+On the GPU (2026-12-04; peak rate 0.2, weight decay 5e-4) the capstone reached 88.8% on
+validation after 18 epochs and 89.5% after 308 epochs with 100% training accuracy, where
+airbench94, with the same widths, reaches 94% in 10: more time does not close the gap,
+something per epoch is missing. Variants:
 
 - ``recipe``: ``capstone.CPU_RECIPE`` with the weight decay it had when these variants were
   first measured, 5e-4 (it is 0.0125 since);
@@ -124,7 +125,8 @@ class Lookahead(keras.callbacks.Callback):
     """Airbench94's Lookahead, in place of Keras's weight average: every 5 steps, slow copies
     of the weights and batch-norm statistics move toward the trained ones by ``1 - decay``
     and the model is reset to them, ``decay`` rising as ``0.95**5 * (step / total)**3``; at
-    the end the model keeps the slow copies."""
+    the end the model keeps the slow copies. Called once per call of the training step: with
+    ``steps_per_execution > 1`` (the GPU fast path) it would skip most of its updates."""
 
     def __init__(self, total_steps: int, every: int = 5):
         super().__init__()

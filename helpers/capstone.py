@@ -107,7 +107,7 @@ class Recipe:
 #: validation split, 5 epochs, on a 2-core AMD EPYC (``benchmarks/capstone_ideas.py``): the
 #: decay was the best of four for the CPU recipe with flip TTA (+1.3 points over 5e-4,
 #: 2026-12-04); the GPU recipe's peak of 0.4 scored 0.7 and 0.9 points above its earlier 0.2
-#: with flip TTA, at the same shrink (two seeds, 2026-12-05).
+#: with flip TTA, at the same shrink (two seeds, 2026-12-04 and 05).
 CPU_RECIPE = Recipe(widths=(32, 64, 128), batch_size=128, learning_rate=0.1, weight_decay=0.0125)
 
 
