@@ -125,8 +125,9 @@ class Lookahead(keras.callbacks.Callback):
     """Airbench94's Lookahead, in place of Keras's weight average: every 5 steps, slow copies
     of the weights and batch-norm statistics move toward the trained ones by ``1 - decay``
     and the model is reset to them, ``decay`` rising as ``0.95**5 * (step / total)**3``; at
-    the end the model keeps the slow copies. Called once per call of the training step: with
-    ``steps_per_execution > 1`` (the GPU fast path) it would skip most of its updates."""
+    the end the model keeps the slow copies. Keras calls it once per call of the train function,
+    which runs ``steps_per_execution`` steps: with more than 1 (the GPU fast path's 8) it would
+    skip most of its updates."""
 
     def __init__(self, total_steps: int, every: int = 5):
         super().__init__()
