@@ -36,7 +36,8 @@ something per epoch is missing. Variants:
 - ``gpu airbench bn x64``: the GPU recipe as it is now (peak rate 0.4, decay 0.0125) with
   airbench's batch norm, whose shift (the only parameter it learns) learns 64 times faster
   than the other weights and is decayed like them (``ScaledBias``): airbench's
-  ``bias_scaler``, which ``airbench batch norm`` leaves out;
+  ``bias_scaler``, which ``airbench batch norm`` leaves out; ``gpu airbench bn x64 identity``:
+  the same with identity-initialised convolutions (``PartialIdentity``, below);
 - ``cpu recipe``: ``capstone.CPU_RECIPE`` as it is now (weight decay 0.0125); ``identity init``:
   the same with airbench's initialisation of the convolutions (``PartialIdentity``: the first
   filters start as the identity); ``lookahead``: the same with airbench's Lookahead
@@ -90,10 +91,14 @@ class ScaledBias(keras.layers.Layer):
         return x + self.scale * keras.ops.cast(self.shift, x.dtype)
 
 
-def airbench_conv_group(x, width: int, name: str, bias_scaler: float | None = None):
+def airbench_conv_group(
+    x, width: int, name: str, bias_scaler: float | None = None, kernel_initializer="glorot_uniform"
+):
     """``capstone.conv_group`` with airbench's batch norm: momentum 0.6, no learned scale; with
-    ``bias_scaler`` its shift learns that many times faster (``ScaledBias``), as airbench's."""
+    ``bias_scaler`` its shift learns that many times faster (``ScaledBias``), as airbench's;
+    the convolutions start from ``kernel_initializer`` (Keras's default unless given)."""
     layers = keras.layers
+    conv = dict(padding="same", use_bias=False, kernel_initializer=kernel_initializer)
 
     def norm(x, suffix):
         x = layers.BatchNormalization(
@@ -107,10 +112,10 @@ def airbench_conv_group(x, width: int, name: str, bias_scaler: float | None = No
             return x
         return ScaledBias(bias_scaler**0.5, name=f"{name}_{suffix}_shift")(x)
 
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = layers.Conv2D(width, 3, **conv, name=f"{name}_conv1")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     x = layers.Activation("gelu", name=f"{name}_gelu1")(norm(x, "bn1"))
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = layers.Conv2D(width, 3, **conv, name=f"{name}_conv2")(x)
     return layers.Activation("gelu", name=f"{name}_gelu2")(norm(x, "bn2"))
 
 
@@ -220,6 +225,11 @@ def variants(epochs: int) -> dict:
         "gpu airbench bn x64": (
             replace(capstone.Recipe(), epochs=epochs),
             partial(airbench_conv_group, bias_scaler=64.0),
+        ),
+        # ... and with identity-initialised convolutions too: two of airbench's ideas at once.
+        "gpu airbench bn x64 identity": (
+            replace(capstone.Recipe(), epochs=epochs),
+            partial(airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity()),
         ),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
         "cpu recipe": (current, capstone.conv_group),
