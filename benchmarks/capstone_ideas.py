@@ -193,6 +193,7 @@ def variants(epochs: int) -> dict:
     base = replace(capstone.CPU_RECIPE, epochs=epochs, weight_decay=5e-4)
     gpu = replace(capstone.Recipe(), epochs=epochs, learning_rate=0.2, weight_decay=5e-4)
     current = replace(capstone.CPU_RECIPE, epochs=epochs)
+    gpu_now = replace(capstone.Recipe(), epochs=epochs)
     return {
         "recipe": (base, capstone.conv_group),
         "lr x2.5": (replace(base, learning_rate=base.learning_rate * 2.5), capstone.conv_group),
@@ -223,12 +224,12 @@ def variants(epochs: int) -> dict:
         # The GPU recipe as it is now (peak 0.4, decay 0.0125) with airbench's batch norm,
         # its shift learning 64 times faster and decayed.
         "gpu airbench bn x64": (
-            replace(capstone.Recipe(), epochs=epochs),
+            gpu_now,
             partial(airbench_conv_group, bias_scaler=64.0),
         ),
         # ... and with identity-initialised convolutions too: two of airbench's ideas at once.
         "gpu airbench bn x64 identity": (
-            replace(capstone.Recipe(), epochs=epochs),
+            gpu_now,
             partial(airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity()),
         ),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
