@@ -51,6 +51,7 @@ recipe's flip TTA. Writes ``benchmarks/results/capstone-ideas-<machine>-<date>.j
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import math
@@ -92,18 +93,24 @@ class ScaledBias(keras.layers.Layer):
 
 
 def airbench_conv_group(
-    x, width: int, name: str, bias_scaler: float | None = None, kernel_initializer="glorot_uniform"
+    x,
+    width: int,
+    name: str,
+    bias_scaler: float | None = None,
+    kernel_initializer="glorot_uniform",
+    epsilon: float = 1e-5,
 ):
-    """``capstone.conv_group`` with airbench's batch norm: momentum 0.6, no learned scale; with
-    ``bias_scaler`` its shift learns that many times faster (``ScaledBias``), as airbench's;
-    the convolutions start from ``kernel_initializer`` (Keras's default unless given)."""
+    """``capstone.conv_group`` with airbench's batch norm: momentum 0.6, no learned scale,
+    ``epsilon`` (airbench's is 1e-12); with ``bias_scaler`` its shift learns that many times
+    faster (``ScaledBias``), as airbench's; the convolutions start from ``kernel_initializer``
+    (Keras's default unless given)."""
     layers = keras.layers
     conv = dict(padding="same", use_bias=False, kernel_initializer=kernel_initializer)
 
     def norm(x, suffix):
         x = layers.BatchNormalization(
             momentum=0.6,
-            epsilon=1e-5,
+            epsilon=epsilon,
             center=bias_scaler is None,
             scale=False,
             name=f"{name}_{suffix}",
@@ -155,6 +162,41 @@ def identity_conv_group(x, width: int, name: str):
     return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
 
+class TriangularSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Airbench94's schedule: from ``start`` x ``peak`` up to ``peak`` over the first
+    ``warmup`` of ``total_steps`` (as a whole number of steps), then linearly down to ``end`` x
+    ``peak`` at the last step."""
+
+    def __init__(self, peak, total_steps, warmup=0.23, start=0.2, end=0.07):
+        self.peak, self.total, self.start, self.end = peak, total_steps, start, end
+        self.warmup_steps = max(1, int(total_steps * warmup))
+
+    def __call__(self, step):
+        step, ops = keras.ops.cast(step, "float32"), keras.ops
+        rising = self.start + (1 - self.start) * step / self.warmup_steps
+        falling = 1 + (self.end - 1) * (step - self.warmup_steps) / (self.total - self.warmup_steps)
+        return self.peak * ops.where(step < self.warmup_steps, rising, falling)
+
+
+class CoupledDecaySGD(keras.optimizers.SGD):
+    """SGD whose weight decay is added to the gradient, as PyTorch's ``weight_decay`` (which
+    airbench uses), so that momentum carries it: ``coupled_decay`` x the weight, on every
+    convolution and dense kernel and on every ``ScaledBias`` shift."""
+
+    def __init__(self, coupled_decay: float, **kwargs):
+        super().__init__(**kwargs)
+        self.coupled_decay = coupled_decay
+
+    def build(self, variables):
+        super().build(variables)
+        self._decayed = {self._var_key(v) for v in variables if v.name in ("kernel", "shift")}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._var_key(variable) in self._decayed:
+            gradient = gradient + self.coupled_decay * keras.ops.cast(variable, gradient.dtype)
+        super().update_step(gradient, variable, learning_rate)
+
+
 class Lookahead(keras.callbacks.Callback):
     """Airbench94's Lookahead, in place of Keras's weight average: every 5 steps, slow copies
     of the weights and batch-norm statistics move toward the trained ones by ``1 - decay``
@@ -187,8 +229,25 @@ class Lookahead(keras.callbacks.Callback):
             variable.assign(slow)
 
 
+def triangular_instead(cosine):
+    """The ``TriangularSchedule`` with the peak and length of the recipe's ``CosineDecay``
+    (an ``adapt_schedule`` for ``capstone.fit``)."""
+    return TriangularSchedule(cosine.warmup_target, cosine.warmup_steps + cosine.decay_steps)
+
+
+def coupled_optimizer(coupled_decay: float, recipe, learning_rate):
+    """``capstone.make_optimizer``'s stand-in: ``CoupledDecaySGD`` with the recipe's Nesterov
+    momentum, no moving average."""
+    return CoupledDecaySGD(
+        coupled_decay, learning_rate=learning_rate, momentum=recipe.momentum, nesterov=True
+    )
+
+
 def variants(epochs: int) -> dict:
-    """Each variant's recipe and the ``conv_group`` it builds its network with."""
+    """Each variant's recipe, the ``conv_group`` it builds its network with and, for some,
+    options: ``triangular`` (``TriangularSchedule`` instead of the recipe's),
+    ``coupled_decay`` (``CoupledDecaySGD`` instead of the recipe's optimizer), ``lookahead``
+    (the ``Lookahead`` callback)."""
     # The CPU recipe as these variants were first measured (before its decay was raised).
     base = replace(capstone.CPU_RECIPE, epochs=epochs, weight_decay=5e-4)
     gpu = replace(capstone.Recipe(), epochs=epochs, learning_rate=0.2, weight_decay=5e-4)
@@ -232,10 +291,33 @@ def variants(epochs: int) -> dict:
             gpu_now,
             partial(airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity()),
         ),
+        # Airbench94's training as a whole at the GPU widths (see the module's docstring).
+        "gpu airbench port": (
+            replace(
+                gpu_now,
+                batch_size=1024,
+                momentum=0.85,
+                learning_rate=1.5,
+                weight_decay=0.0,
+                ema_momentum=0.0,
+                warmup_fraction=0.23,
+            ),
+            partial(
+                airbench_conv_group,
+                bias_scaler=64.0,
+                kernel_initializer=PartialIdentity(),
+                epsilon=1e-12,
+            ),
+            {"triangular": True, "coupled_decay": 1.33e-3, "lookahead": True},
+        ),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
         "cpu recipe": (current, capstone.conv_group),
         "identity init": (current, identity_conv_group),
-        "lookahead": (replace(current, ema_momentum=0.0), capstone.conv_group),
+        "lookahead": (
+            replace(current, ema_momentum=0.0),
+            capstone.conv_group,
+            {"lookahead": True},
+        ),
     }
 
 
@@ -279,14 +361,21 @@ def main(argv=None) -> None:
     # Runs of the same day add up: a variant measured again with the same seed replaces its row.
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for name in names:
-        recipe, group = chosen[name]
+        recipe, group, *extra = chosen[name]
+        options = extra[0] if extra else {}
         recipe = replace(recipe, seed=args.seed)
         start = time.perf_counter()
-        # build_capstone looks conv_group up at call time; patched for this variant only.
         steps = math.ceil(len(x) / recipe.batch_size) * recipe.epochs
-        callbacks = [Lookahead(steps)] if name == "lookahead" else []
-        with mock.patch.object(capstone, "conv_group", group):
-            fitted = capstone.fit(x, y, recipe, callbacks=callbacks)
+        callbacks = [Lookahead(steps)] if options.get("lookahead") else []
+        schedule = triangular_instead if options.get("triangular") else None
+        # build_capstone and compile_capstone look conv_group and make_optimizer up at call
+        # time; patched for this variant only.
+        with contextlib.ExitStack() as patches:
+            patches.enter_context(mock.patch.object(capstone, "conv_group", group))
+            if "coupled_decay" in options:
+                optimizer = partial(coupled_optimizer, options["coupled_decay"])
+                patches.enter_context(mock.patch.object(capstone, "make_optimizer", optimizer))
+            fitted = capstone.fit(x, y, recipe, callbacks=callbacks, adapt_schedule=schedule)
         row = {
             "variant": name,
             "seed": args.seed,
@@ -295,6 +384,7 @@ def main(argv=None) -> None:
             "batch_size": recipe.batch_size,
             "learning_rate": recipe.learning_rate,
             "weight_decay": recipe.weight_decay,
+            **({"options": options} if options else {}),
             "train_seconds": round(fitted.seconds, 1),
             "final training accuracy": round(fitted.history["accuracy"][-1], 4),
             **tta_scores(fitted.model, x_val, y_val),
