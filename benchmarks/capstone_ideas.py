@@ -38,6 +38,19 @@ something per epoch is missing. Variants:
   than the other weights and is decayed like them (``ScaledBias``): airbench's
   ``bias_scaler``, which ``airbench batch norm`` leaves out; ``gpu airbench bn x64 identity``:
   the same with identity-initialised convolutions (``PartialIdentity``, below);
+- ``gpu airbench port``: airbench94's training as a whole, at the GPU widths, to tell whether
+  the 2.4-3.0 points by which airbench94 led the GPU recipe after 5 epochs (2026-12-05) lie in
+  what these variants can change: batch 1,024 with Nesterov momentum 0.85; its step, 11.5 per
+  1,024 summed losses, which is 1.5 on the mean loss; its schedule (``TriangularSchedule``:
+  0.2x the peak rising to the peak over 23% of the steps, then down to 0.07x); its decay,
+  0.0153 per 1,024 images, added to the gradient as PyTorch's ``weight_decay`` does
+  (``CoupledDecaySGD``: 1.33e-3 x the weight, so that the step of 1.5 shrinks the weights by
+  0.2% before momentum, as airbench's), on the kernels and the batch-norm shifts;
+  ``Lookahead`` in place of the moving average; its batch norm (epsilon 1e-12, shift at 64x);
+  identity-initialised convolutions. What it leaves out: the logits scaled by 1/9 (the
+  capstone's 1/8), a bias on the whitening layer trained for 3 epochs, whitening from 5,000
+  images (the capstone's 2,000), alternating flips (each image mirrored every other epoch
+  rather than at random), and PyTorch's initialisation of the convolutions and the head;
 - ``cpu recipe``: ``capstone.CPU_RECIPE`` as it is now (weight decay 0.0125); ``identity init``:
   the same with airbench's initialisation of the convolutions (``PartialIdentity``: the first
   filters start as the identity); ``lookahead``: the same with airbench's Lookahead
@@ -237,10 +250,63 @@ def triangular_instead(cosine):
 
 def coupled_optimizer(coupled_decay: float, recipe, learning_rate):
     """``capstone.make_optimizer``'s stand-in: ``CoupledDecaySGD`` with the recipe's Nesterov
-    momentum, no moving average."""
+    momentum and, if it has one, its moving average of the weights."""
     return CoupledDecaySGD(
-        coupled_decay, learning_rate=learning_rate, momentum=recipe.momentum, nesterov=True
+        coupled_decay,
+        learning_rate=learning_rate,
+        momentum=recipe.momentum,
+        nesterov=True,
+        use_ema=recipe.ema_momentum > 0,
+        ema_momentum=recipe.ema_momentum or 0.99,
     )
+
+
+def airbench_port(gpu_now) -> dict:
+    """``gpu airbench port`` (airbench94's training as a whole, from ``gpu_now``, the GPU
+    recipe as it is now), and the same with one of its pieces at a time put back as the
+    capstone has it, at an equal step and shrink per image where the piece changes them."""
+    recipe = replace(
+        gpu_now,
+        batch_size=1024,
+        momentum=0.85,
+        learning_rate=1.5,
+        weight_decay=0.0,
+        ema_momentum=0.0,
+        warmup_fraction=0.23,
+    )
+    group = partial(
+        airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity(), epsilon=1e-12
+    )
+    options = {"triangular": True, "coupled_decay": 1.33e-3, "lookahead": True}
+
+    def without(*names):
+        return {k: v for k, v in options.items() if k not in names}
+
+    name = "gpu airbench port"
+    return {
+        name: (recipe, group, options),
+        # Keras's moving average of the weights (0.99) instead of Lookahead.
+        f"{name}, EMA": (replace(recipe, ema_momentum=0.99), group, without("lookahead")),
+        # The capstone's schedule: from 0 up to the peak over 25% of the steps, cosine to 0.
+        f"{name}, cosine": (replace(recipe, warmup_fraction=0.25), group, without("triangular")),
+        # Decoupled decay (Keras's weight_decay) that shrinks the weights as fast per step
+        # once momentum has amplified the coupled one (1.33e-3 / (1 - 0.85)).
+        f"{name}, decoupled": (
+            replace(recipe, weight_decay=8.87e-3),
+            group,
+            without("coupled_decay"),
+        ),
+        # The capstone's batch of 512 and momentum of 0.9, with the same step per image
+        # (rate / (1 - momentum) / batch) and the same coupled decay per image.
+        f"{name}, batch 512": (
+            replace(recipe, batch_size=512, momentum=0.9, learning_rate=0.5),
+            group,
+            options,
+        ),
+        # The capstone's conv_group: its batch norm (momentum 0.9, learned scale and shift,
+        # epsilon 1e-3, the shift not decayed) and Keras's initialisation.
+        f"{name}, capstone batch norm": (recipe, capstone.conv_group, options),
+    }
 
 
 def variants(epochs: int) -> dict:
@@ -291,25 +357,7 @@ def variants(epochs: int) -> dict:
             gpu_now,
             partial(airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity()),
         ),
-        # Airbench94's training as a whole at the GPU widths (see the module's docstring).
-        "gpu airbench port": (
-            replace(
-                gpu_now,
-                batch_size=1024,
-                momentum=0.85,
-                learning_rate=1.5,
-                weight_decay=0.0,
-                ema_momentum=0.0,
-                warmup_fraction=0.23,
-            ),
-            partial(
-                airbench_conv_group,
-                bias_scaler=64.0,
-                kernel_initializer=PartialIdentity(),
-                epsilon=1e-12,
-            ),
-            {"triangular": True, "coupled_decay": 1.33e-3, "lookahead": True},
-        ),
+        **airbench_port(gpu_now),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
         "cpu recipe": (current, capstone.conv_group),
         "identity init": (current, identity_conv_group),
