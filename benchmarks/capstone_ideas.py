@@ -50,7 +50,11 @@ something per epoch is missing. Variants:
   identity-initialised convolutions. What it leaves out: the logits scaled by 1/9 (the
   capstone's 1/8), a bias on the whitening layer trained for 3 epochs, whitening from 5,000
   images (the capstone's 2,000), alternating flips (each image mirrored every other epoch
-  rather than at random), and PyTorch's initialisation of the convolutions and the head;
+  rather than at random), and PyTorch's initialisation of the convolutions and the head.
+  ``gpu airbench port, EMA``, ``, cosine``, ``, decoupled``, ``, batch 512`` and ``, capstone
+  batch norm`` put one of its pieces at a time back as the capstone has it (``airbench_port``);
+- ``gpu no ema``, ``gpu lookahead``: the GPU recipe as it is now without its moving average of
+  the weights, and with ``Lookahead`` in its place;
 - ``cpu recipe``: ``capstone.CPU_RECIPE`` as it is now (weight decay 0.0125); ``identity init``:
   the same with airbench's initialisation of the convolutions (``PartialIdentity``: the first
   filters start as the identity); ``lookahead``: the same with airbench's Lookahead
@@ -358,6 +362,14 @@ def variants(epochs: int) -> dict:
             partial(airbench_conv_group, bias_scaler=64.0, kernel_initializer=PartialIdentity()),
         ),
         **airbench_port(gpu_now),
+        # The GPU recipe as it is now without its moving average of the weights, and with
+        # Lookahead in its place.
+        "gpu no ema": (replace(gpu_now, ema_momentum=0.0), capstone.conv_group),
+        "gpu lookahead": (
+            replace(gpu_now, ema_momentum=0.0),
+            capstone.conv_group,
+            {"lookahead": True},
+        ),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
         "cpu recipe": (current, capstone.conv_group),
         "identity init": (current, identity_conv_group),
