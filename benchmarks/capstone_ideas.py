@@ -40,19 +40,20 @@ something per epoch is missing. Variants:
   the same with identity-initialised convolutions (``PartialIdentity``, below);
 - ``gpu airbench port``: airbench94's training as a whole, at the GPU widths, to tell whether
   the 2.4-3.0 points by which airbench94 led the GPU recipe after 5 epochs (2026-12-05) lie in
-  what these variants can change: batch 1,024 with Nesterov momentum 0.85; its step, 11.5 per
-  1,024 summed losses, which is 1.5 on the mean loss; its schedule (``TriangularSchedule``:
-  0.2x the peak rising to the peak over 23% of the steps, then down to 0.07x); its decay,
-  0.0153 per 1,024 images, added to the gradient as PyTorch's ``weight_decay`` does
-  (``CoupledDecaySGD``: 1.33e-3 x the weight, so that the step of 1.5 shrinks the weights by
-  0.2% before momentum, as airbench's), on the kernels and the batch-norm shifts;
-  ``Lookahead`` in place of the moving average; its batch norm (epsilon 1e-12, shift at 64x);
-  identity-initialised convolutions. What it leaves out: the logits scaled by 1/9 (the
-  capstone's 1/8), a bias on the whitening layer trained for 3 epochs, whitening from 5,000
-  images (the capstone's 2,000), alternating flips (each image mirrored every other epoch
-  rather than at random), and PyTorch's initialisation of the convolutions and the head.
-  ``gpu airbench port, EMA``, ``, cosine``, ``, decoupled``, ``, batch 512`` and ``, capstone
-  batch norm`` put one of its pieces at a time back as the capstone has it (``airbench_port``);
+  what these variants can change: batch 1,024 with Nesterov momentum 0.85; its step, 11.5 /
+  (1,024 x (1 + 1 / (1 - 0.85))) on the summed loss, which is 1.5 on the mean loss; its
+  schedule (``TriangularSchedule``: 0.2x the peak rising to the peak over 23% of the steps,
+  then down to 0.07x); its decay, 0.0153 per 1,024 images, added to the gradient as PyTorch's
+  ``weight_decay`` does (``CoupledDecaySGD``: 1.33e-3 x the weight, so that the step of 1.5
+  shrinks the weights by 0.2% before momentum, as airbench's), on the kernels and the
+  batch-norm shifts; ``Lookahead`` in place of the moving average; its batch norm (epsilon
+  1e-12, shift at 64x); identity-initialised convolutions. What it leaves out: the logits
+  scaled by 1/9 (the capstone's 1/8), a bias on the whitening layer trained for 3 epochs,
+  whitening from 5,000 images (the capstone's 2,000), alternating flips (each image mirrored
+  every other epoch rather than at random), and PyTorch's initialisation of the convolutions
+  and the head. ``gpu airbench port, EMA``, ``, cosine``, ``, decoupled``, ``, batch 512`` and
+  ``, capstone batch norm`` put one of its pieces at a time back as the capstone has it
+  (``airbench_port``);
 - ``gpu no ema``, ``gpu lookahead``: the GPU recipe as it is now without its moving average of
   the weights, and with ``Lookahead`` in its place;
 - ``cpu recipe``: ``capstone.CPU_RECIPE`` as it is now (weight decay 0.0125); ``identity init``:
@@ -181,8 +182,8 @@ def identity_conv_group(x, width: int, name: str):
 
 class TriangularSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Airbench94's schedule: from ``start`` x ``peak`` up to ``peak`` over the first
-    ``warmup`` of ``total_steps`` (as a whole number of steps), then linearly down to ``end`` x
-    ``peak`` at the last step."""
+    ``warmup`` of ``total_steps`` (as a whole number of steps), then linearly down toward
+    ``end`` x ``peak``, reached at step ``total_steps``, one past the last (as airbench's)."""
 
     def __init__(self, peak, total_steps, warmup=0.23, start=0.2, end=0.07):
         self.peak, self.total, self.start, self.end = peak, total_steps, start, end
