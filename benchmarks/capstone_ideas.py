@@ -1,7 +1,9 @@
 """Why does the capstone stop short of airbench's 94%? Airbench's ideas that notebook 07's
 recipe leaves out, each tried alone on the CPU recipe for a few epochs (the stronger decay
-and a higher rate also on the GPU recipe; two ideas at 14 epochs), scored on the validation
-split (the test set is not touched).
+and a higher rate also on the GPU recipe; two ideas at 14 epochs), then airbench94's recipe
+as a whole at the GPU widths with its pieces put back one at a time, and the GPU recipe
+without its moving average of the weights; scored on the validation split (the test set is
+not touched).
 
     python benchmarks/capstone_ideas.py [--epochs 5] [--variants ...] [--seed 0]
 
