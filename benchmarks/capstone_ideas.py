@@ -421,7 +421,8 @@ def main(argv=None) -> None:
     x, y, x_val, y_val = data.train_val_split(cifar.x_train, cifar.y_train)
     info = machine_info()
     out = RESULTS / f"capstone-ideas-{machine_slug(info)}-{dt.date.today()}.json"
-    # Runs of the same day add up: a variant measured again with the same seed replaces its row.
+    # Runs of the same day add up: a variant measured again with the same seed and epochs
+    # replaces its row.
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     for name in names:
         recipe, group, *extra = chosen[name]
@@ -454,7 +455,9 @@ def main(argv=None) -> None:
             "wall_seconds": round(time.perf_counter() - start, 1),
         }
         print(json.dumps(row), flush=True)
-        rows = [r for r in rows if (r["variant"], r.get("seed", 0)) != (name, args.seed)] + [row]
+        key = (name, args.seed, recipe.epochs)
+        rows = [r for r in rows if (r["variant"], r.get("seed", 0), r["epochs"]) != key]
+        rows.append(row)
         keras.backend.clear_session()
         training.forget_traced_steps()
         out.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
