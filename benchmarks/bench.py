@@ -369,23 +369,26 @@ class Candidate:
         return dataclasses.replace(settings, precision=self.precision)
 
 
-def capstone_candidates(bfloat16_cpu: bool | None = None):
+def capstone_candidates(bfloat16_cpu: bool | None = None, without: tuple[str, ...] = ()):
     """The capstone candidates to try, widest and fastest first: on a CPU with bfloat16
     matrix units (``cpu_multiplies_bfloat16``, or ``bfloat16_cpu``) the GPU recipe in
     ``mixed_bfloat16``, then the GPU recipe at the device's precision, then the recipe for
     this device when it is narrower (``capstone.default_recipe``; alone with
-    ``COURSE_FAST=1``)."""
+    ``COURSE_FAST=1``). Each recipe has the ideas in ``without`` switched off
+    (``capstone.Recipe.without``)."""
     from helpers import capstone, config
 
-    default = capstone.default_recipe()
-    if config.is_fast() or default == capstone.Recipe():
+    default, wide = capstone.default_recipe(), capstone.Recipe()
+    for idea in without:
+        default, wide = default.without(idea), wide.without(idea)
+    if config.is_fast() or default == wide:
         return [Candidate(default)]
     if bfloat16_cpu is None:
         bfloat16_cpu = cpu_multiplies_bfloat16()
-    wide = [Candidate(capstone.Recipe())]
+    candidates = [Candidate(wide)]
     if bfloat16_cpu and keras.backend.backend() == "tensorflow":
-        wide.insert(0, Candidate(capstone.Recipe(), "mixed_bfloat16"))
-    return [*wide, Candidate(default)]
+        candidates.insert(0, Candidate(wide, "mixed_bfloat16"))
+    return [*candidates, Candidate(default)]
 
 
 def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
@@ -413,7 +416,7 @@ def widest_that_fits(candidates, speed, images: int, budget_seconds: float):
     "flip TTA; the widest recipe that fits "
     f"{MIN_CAPSTONE_EPOCHS} epochs in the budget",
 )
-def _capstone(x, y, budget_seconds, callbacks):
+def _capstone(x, y, budget_seconds, callbacks, without: tuple[str, ...] = ()):
     from helpers import capstone
 
     def speed(candidate):
@@ -426,7 +429,8 @@ def _capstone(x, y, budget_seconds, callbacks):
         )
 
     start = time.perf_counter()
-    candidate, measured = widest_that_fits(capstone_candidates(), speed, len(x), budget_seconds)
+    candidates = capstone_candidates(without=without)
+    candidate, measured = widest_that_fits(candidates, speed, len(x), budget_seconds)
     probe_seconds = time.perf_counter() - start
     recipe, fast_path = candidate.recipe, candidate.fast_path()
     epochs, stop, adapt, settings = schedule_plan(measured, len(x), budget_seconds)
@@ -441,9 +445,19 @@ def _capstone(x, y, budget_seconds, callbacks):
         batch_size=recipe.batch_size,
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
+        ema_momentum=recipe.ema_momentum,
         precision=fast_path.precision,
     )
     return Trained(model, fitted.epochs_trained, probe_seconds, settings)
+
+
+@register(
+    "capstone-no-ema",
+    "the capstone without its moving average of the weights (notebook 07's ablation row "
+    "'without ema'), to decide the average at this budget on the validation split",
+)
+def _capstone_no_ema(x, y, budget_seconds, callbacks):
+    return _capstone(x, y, budget_seconds, callbacks, without=("ema",))
 
 
 # --- measuring -------------------------------------------------------------------------------

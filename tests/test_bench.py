@@ -106,6 +106,9 @@ def test_a_cpu_with_bfloat16_matrix_units_tries_the_wide_recipe_in_bfloat16_firs
     assert [(c.recipe, c.precision) for c in with_amx] == expected
     without = bench.capstone_candidates(bfloat16_cpu=False)
     assert [(c.recipe, c.precision) for c in without] == [(wide, None), (capstone.CPU_RECIPE, None)]
+    no_ema = bench.capstone_candidates(bfloat16_cpu=False, without=("ema",))
+    assert [c.recipe.ema_momentum for c in no_ema] == [0.0, 0.0]  # "capstone-no-ema"
+    assert [c.recipe.without("ema") for c in without] == [c.recipe for c in no_ema]
     first = with_amx[0].fast_path()  # the policy set, on the device's other settings
     assert first.precision == (expected[0][1] or accelerate.fast_path_settings().precision)
     assert first.batch_size == wide.batch_size
