@@ -331,19 +331,36 @@ MIN_CAPSTONE_EPOCHS = 10
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
 
 
-def cpu_multiplies_bfloat16(cpuinfo: str | None = None) -> bool:
-    """Whether the processor has bfloat16 matrix units (``BFLOAT16_CPU_FLAGS`` among the
-    flags of ``/proc/cpuinfo``, or of ``cpuinfo``); False where that file does not exist."""
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The processor's feature flags, from ``/proc/cpuinfo`` (or the text ``cpuinfo``);
+    empty where that file does not exist."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return False
+            return set()
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             flags.update(line.partition(":")[2].split())
-    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+    return flags
+
+
+def cpu_multiplies_bfloat16(cpuinfo: str | None = None) -> bool:
+    """Whether the processor has bfloat16 matrix units (``BFLOAT16_CPU_FLAGS`` among the
+    flags of ``/proc/cpuinfo``, or of ``cpuinfo``); False where that file does not exist."""
+    return any(flag in cpu_flags(cpuinfo) for flag in BFLOAT16_CPU_FLAGS)
+
+
+#: The widest vector or matrix unit a CPU's flags show, widest first. Two virtual machines
+#: both named "AMD EPYC" differed 2.2x in the capstone's speed (2026-12-05): one with
+#: AVX-512, one with AVX2 only.
+VECTOR_UNITS = (("amx_tile", "amx"), ("avx512f", "avx512"), ("avx2", "avx2"))
+
+
+def vector_unit(flags: set[str]) -> str | None:
+    """``"amx"``, ``"avx512"`` or ``"avx2"``: the widest of ``VECTOR_UNITS`` in ``flags``."""
+    return next((unit for flag, unit in VECTOR_UNITS if flag in flags), None)
 
 
 @dataclass(frozen=True)
@@ -547,6 +564,7 @@ def machine_info() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "vector_unit": vector_unit(cpu_flags()),
         "gpu": gpu,
         "backend": backend,
         "versions": versions,
@@ -554,15 +572,17 @@ def machine_info() -> dict:
 
 
 def machine_slug(info: dict) -> str:
-    """A short file-name-safe name such as ``cpu2-intel-xeon``, ``cpu2-amd-epyc-7b13`` or
-    ``nvidia-h100-80gb-hbm3``: the GPU, or the CPU's cores and the first three words of its
-    model name, so that runs on two processors (which can differ twice in speed) never share
-    a results file."""
+    """A short file-name-safe name such as ``cpu2-amd-epyc-avx2``, ``cpu2-amd-epyc-7b13`` or
+    ``nvidia-h100-80gb-hbm3``: the GPU, or the CPU's cores, the first three words of its
+    model name and its widest vector unit, so that runs on two processors (which can differ
+    twice in speed under one name) never share a results file. Files written before the
+    vector unit was recorded (2026-12-05) lack it."""
     if info["gpu"]:
         name = info["gpu"]
     else:
         words = re.sub(r"\((r|tm)\)|\bprocessor\b|\bcpu\b|@", " ", info["cpu"].lower()).split()
-        name = " ".join([f"cpu{info['cores']}", *words[:3]])
+        unit = [info["vector_unit"]] if info.get("vector_unit") else []
+        name = " ".join([f"cpu{info['cores']}", *words[:3], *unit])
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 

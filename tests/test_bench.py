@@ -122,6 +122,16 @@ def test_result_files_name_the_processor():
     assert slug("Intel(R) Xeon(R) Processor @ 2.80GHz") == "cpu2-intel-xeon-2-80ghz"
     assert slug("AMD EPYC 7B13 64-Core Processor") == "cpu2-amd-epyc-7b13"
     assert slug("x", gpu="NVIDIA H100 80GB HBM3") == "nvidia-h100-80gb-hbm3"
+    # Two machines named "AMD EPYC", one with AVX-512 and one with AVX2 only:
+    avx512 = bench.vector_unit(bench.cpu_flags("flags\t: fpu avx2 avx512f avx512_bf16\n"))
+    avx2 = bench.vector_unit(bench.cpu_flags("flags\t: fpu sse2 avx avx2 fma\n"))
+    assert (avx512, avx2) == ("avx512", "avx2")
+    assert bench.vector_unit(bench.cpu_flags("flags\t: avx2 avx512f amx_tile\n")) == "amx"
+    assert bench.vector_unit(set()) is None
+    epyc = {"cpu": "AMD EPYC", "cores": 2, "gpu": None}
+    assert bench.machine_slug({**epyc, "vector_unit": avx512}) == "cpu2-amd-epyc-avx512"
+    assert bench.machine_slug({**epyc, "vector_unit": avx2}) == "cpu2-amd-epyc-avx2"
+    assert bench.machine_slug({**epyc, "vector_unit": None}) == "cpu2-amd-epyc"
 
 
 def test_tutorial_model_parameter_count():
