@@ -223,7 +223,7 @@ class Lookahead(keras.callbacks.Callback):
     and the model is reset to them, ``decay`` rising as ``0.95**5 * (step / total)**3``; at
     the end the model keeps the slow copies. Keras calls it once per call of the train function,
     which runs ``steps_per_execution`` steps: with more than 1 (the GPU fast path's 8) it would
-    skip most of its updates."""
+    skip most of its updates, so it refuses such a model."""
 
     def __init__(self, total_steps: int, every: int = 5):
         super().__init__()
@@ -233,6 +233,12 @@ class Lookahead(keras.callbacks.Callback):
         return [v for v in self.model.weights if "float" in str(v.dtype)]
 
     def on_train_begin(self, logs=None):
+        if self.model.steps_per_execution != 1:
+            raise ValueError(
+                "Lookahead updates the weights between steps, but this model runs "
+                f"{self.model.steps_per_execution} steps per call of its train function: "
+                "compile it with steps_per_execution=1"
+            )
         self.slow = [keras.ops.convert_to_numpy(v) for v in self._floats()]
 
     def on_train_batch_end(self, batch, logs=None):
