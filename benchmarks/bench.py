@@ -572,7 +572,7 @@ def machine_info() -> dict:
 
 
 def machine_slug(info: dict) -> str:
-    """A short file-name-safe name such as ``cpu2-amd-epyc-avx2``, ``cpu2-amd-epyc-7b13`` or
+    """A short file-name-safe name such as ``cpu2-amd-epyc-avx2``, ``cpu2-amd-epyc-7b13-avx2`` or
     ``nvidia-h100-80gb-hbm3``: the GPU, or the CPU's cores, the first three words of its
     model name and its widest vector unit, so that runs on two processors (which can differ
     twice in speed under one name) never share a results file. Files written before the
