@@ -353,7 +353,7 @@ def cpu_multiplies_bfloat16(cpuinfo: str | None = None) -> bool:
 
 
 #: The widest vector or matrix unit a CPU's flags show, widest first. Two virtual machines
-#: both named "AMD EPYC", one with AVX-512 and one with AVX2 only, differed 2.1-2.2x in the
+#: both named "AMD EPYC", one with AVX-512 and one with AVX2 only, differed 1.8-2.2x in the
 #: capstone's probes (benchmarks/README.md, "The same name, half the speed").
 VECTOR_UNITS = (("amx_tile", "amx"), ("avx512f", "avx512"), ("avx2", "avx2"))
 
