@@ -535,10 +535,12 @@ def machine_info() -> dict:
     from helpers import config
 
     cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), flags=re.M)
-        cpu = names[0].strip() if names else cpu
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        cpuinfo = ""
+    names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.M)
+    cpu = names[0].strip() if names else cpu
     kind, count = config.detect_accelerator()
     gpu = None
     if kind != "CPU":
@@ -564,7 +566,7 @@ def machine_info() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "vector_unit": vector_unit(cpu_flags()),
+        "vector_unit": vector_unit(cpu_flags(cpuinfo)),
         "gpu": gpu,
         "backend": backend,
         "versions": versions,
