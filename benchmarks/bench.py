@@ -331,14 +331,19 @@ MIN_CAPSTONE_EPOCHS = 10
 BFLOAT16_CPU_FLAGS = ("amx_bf16",)
 
 
+def read_cpuinfo() -> str:
+    """The text of ``/proc/cpuinfo``; empty where that file cannot be read."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> set[str]:
     """The processor's feature flags, from ``/proc/cpuinfo`` (or the text ``cpuinfo``);
     empty where that file does not exist."""
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return set()
+        cpuinfo = read_cpuinfo()
     flags = set()
     for line in cpuinfo.splitlines():
         if line.startswith("flags"):
@@ -535,10 +540,7 @@ def machine_info() -> dict:
     from helpers import config
 
     cpu = platform.processor() or platform.machine()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
+    cpuinfo = read_cpuinfo()
     names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, flags=re.M)
     cpu = names[0].strip() if names else cpu
     kind, count = config.detect_accelerator()
