@@ -160,28 +160,6 @@ class PartialIdentity(keras.initializers.Initializer):
         return keras.ops.convert_to_tensor(kernel, dtype=dtype)
 
 
-def identity_conv_group(x, width: int, name: str):
-    """``capstone.conv_group`` with both convolutions initialised by ``PartialIdentity``."""
-    layers = keras.layers
-
-    def conv(x, suffix):
-        return layers.Conv2D(
-            width,
-            3,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=PartialIdentity(),
-            name=f"{name}_{suffix}",
-        )(x)
-
-    x = layers.MaxPooling2D(2, name=f"{name}_pool")(conv(x, "conv1"))
-    x = layers.Activation("gelu", name=f"{name}_gelu1")(
-        layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(x)
-    )
-    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(conv(x, "conv2"))
-    return layers.Activation("gelu", name=f"{name}_gelu2")(x)
-
-
 class TriangularSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Airbench94's schedule: from ``start`` x ``peak`` up to ``peak`` over the first
     ``warmup`` of ``total_steps`` (as a whole number of steps), then linearly down toward
@@ -381,7 +359,10 @@ def variants(epochs: int) -> dict:
         ),
         # The CPU recipe as it is now (decay 0.0125), alone and with two more of airbench's ideas.
         "cpu recipe": (current, capstone.conv_group),
-        "identity init": (current, identity_conv_group),
+        "identity init": (
+            current,
+            partial(capstone.conv_group, kernel_initializer=PartialIdentity()),
+        ),
         "lookahead": (
             replace(current, ema_momentum=0.0),
             capstone.conv_group,

@@ -214,15 +214,17 @@ def whitening_layer(x_train=None):
     return whiten
 
 
-def conv_group(x, width: int, name: str):
+def conv_group(x, width: int, name: str, kernel_initializer="glorot_uniform"):
     """conv → max-pool → batch norm → GELU → conv → batch norm → GELU: airbench's
-    simplification of the ResNet-9 of Page's series, without skip connections."""
+    simplification of the ResNet-9 of Page's series, without skip connections. The
+    convolutions start from ``kernel_initializer`` (Keras's default unless given)."""
     layers = keras.layers
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    conv = dict(padding="same", use_bias=False, kernel_initializer=kernel_initializer)
+    x = layers.Conv2D(width, 3, **conv, name=f"{name}_conv1")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(x)
     x = layers.Activation("gelu", name=f"{name}_gelu1")(x)
-    x = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = layers.Conv2D(width, 3, **conv, name=f"{name}_conv2")(x)
     x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(x)
     return layers.Activation("gelu", name=f"{name}_gelu2")(x)
 
