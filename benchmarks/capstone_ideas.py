@@ -147,9 +147,10 @@ def airbench_conv_group(
 
 
 class PartialIdentity(keras.initializers.Initializer):
-    """Airbench's convolution initialiser: Keras's default (Glorot uniform), except that the
-    first ``min(inputs, filters)`` filters start as the identity (``torch.nn.init.dirac_``),
-    so that at first each such filter passes one input channel through unchanged."""
+    """Airbench's identity start on Keras's default initialiser (Glorot uniform; airbench's
+    other filters keep PyTorch's default): the first ``min(inputs, filters)`` filters start
+    as the identity (``torch.nn.init.dirac_``), so that at first each such filter passes one
+    input channel through unchanged."""
 
     def __call__(self, shape, dtype=None):
         kernel = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform()(shape, dtype))
