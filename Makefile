@@ -47,24 +47,38 @@ define TEST_DATA
 		export IMAGES_DIR; echo "IMAGES_DIR=$$IMAGES_DIR (tests/own_images.py)"; fi
 endef
 
-# Unit tests, hygiene checks, and every notebook under nbval in fast mode.
+# Unit tests, hygiene checks, and every notebook under nbval in fast mode, as a learner opens
+# it (exercises unanswered); the runs with every exercise solved are `make test-backends`'.
 test: $(STAMP)
 	@$(call TEST_DATA,$(PY)); \
-	COURSE_FAST=1 $(PY) -m pytest --junitxml=artifacts/notebooks-tensorflow.xml $(PYTEST_ARGS)
+	COURSE_FAST=1 $(PY) -m pytest -m "not solved_notebooks" \
+		--junitxml=artifacts/notebooks-tensorflow.xml $(PYTEST_ARGS)
 
 # Offline machines: build the CIFAR-10 mirror from ../shared and print its path.
 mirror: $(STAMP)
 	@$(PY) ../shared/tools/make-cifar10-mirror $${MIRROR_DIR:-/tmp/cifar10-mirror} | tail -n 1
 
-# Every notebook in fast mode on the other Keras backends (JAX, PyTorch), each with its own
-# artifacts folder; `make test` is the TensorFlow run. BACKENDS="jax" runs one.
+# Every notebook in fast mode on the other Keras backends, each with its own artifacts folder:
+# on JAX as a learner opens it (nbval, as `make test` on TensorFlow), on PyTorch, the fastest
+# here, with every exercise's solution pasted in and its check asserted (the solved runs of
+# tests/test_exercises.py; SOLVED_BACKENDS names the backends that run those instead).
+# BACKENDS="jax" runs one. TEST_XLA_FLAGS: XLA compiles with fewer optimisations, as fast
+# mode's few steps spend their time compiling, not running (nbval of notebook 05 on JAX:
+# 134 s with XLA's defaults, 88 s with these; AMD EPYC, 2026-12-06); your own XLA_FLAGS win.
 BACKENDS ?= jax torch
+SOLVED_BACKENDS ?= torch
+TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true
 test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
 	@$(call TEST_DATA,$(PY)); \
 	for backend in $(BACKENDS); do \
-		echo "== notebooks on the $$backend backend"; \
+		case " $(SOLVED_BACKENDS) " in \
+			*" $$backend "*) what="its exercises solved"; \
+				tests="tests/test_exercises.py -m solved_notebooks";; \
+			*) what="as a learner opens it"; tests="notebooks";; \
+		esac; \
+		echo "== every notebook, $$what, on the $$backend backend"; \
 		KERAS_BACKEND=$$backend COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/backend-$$backend \
-			$(PY) -m pytest notebooks -p no:cacheprovider \
+			XLA_FLAGS="$${XLA_FLAGS:-$(TEST_XLA_FLAGS)}" $(PY) -m pytest $$tests -p no:cacheprovider \
 			--junitxml=artifacts/backend-$$backend/notebooks.xml $(PYTEST_ARGS) || exit 1; \
 	done; \
 	$(PY) benchmarks/notebook_times.py $(wildcard artifacts/notebooks-tensorflow.xml) \

@@ -1,24 +1,30 @@
-"""Each notebook's fast-mode time per Keras backend, from the JUnit files of nbval runs.
+"""Each notebook's fast-mode time per Keras backend, from the JUnit files of test runs.
 
     python benchmarks/notebook_times.py artifacts/notebooks-tensorflow.xml \\
         artifacts/backend-jax/notebooks.xml artifacts/backend-torch/notebooks.xml
 
-``make test`` and ``make test-backends`` write those files (pytest's ``--junitxml``). A
-notebook's time is the sum of its cells' times under nbval (the kernel's start is not in
-it). A file's backend is the backend name in its path. Prints a Markdown table, notebook
-by backend, and writes it as JSON with ``--out``.
+``make test`` and ``make test-backends`` write those files (pytest's ``--junitxml``). In
+``make test``'s file a notebook's time is the sum of its cells' times under nbval (the
+kernel's start is not in it); in ``make test-backends``' files it is the time of
+``tests/test_exercises.py``'s run of the notebook with its exercises solved (the kernel's
+start included), and the backend's column says "solved". A file's backend is the backend
+name in its path. Prints a Markdown table, notebook by backend, and writes it as JSON with
+``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
 
 BACKENDS = ("tensorflow", "jax", "torch")
+#: A solved-notebook test case, ``test_solved_notebook_runs_in_fast_mode[05_overfitting.ipynb]``.
+SOLVED_CASE = re.compile(r"^test_solved_notebook_runs_in_fast_mode\[(.+)\.ipynb\]$")
 
 
 def backend_of(path: Path) -> str:
@@ -30,26 +36,32 @@ def backend_of(path: Path) -> str:
 
 
 def notebook_seconds(path: Path) -> tuple[str, dict[str, float], dict[str, int]]:
-    """``(backend, {notebook: seconds}, {notebook: failed cells})`` from one JUnit file."""
+    """``(backend, {notebook: seconds}, {notebook: failures})`` from one JUnit file: the
+    solved-notebook runs when it has any (the column is then "<backend> (solved)"), else
+    nbval's cells."""
     try:
         root = ElementTree.parse(path).getroot()
     except (OSError, ElementTree.ParseError) as error:
         raise SystemExit(f"{path}: cannot read it as a JUnit XML file ({error})") from None
+    runs: dict[bool, list] = {True: [], False: []}  # solved runs, nbval cells
+    for case in root.iter("testcase"):
+        name, solved = case.get("classname", ""), SOLVED_CASE.match(case.get("name", ""))
+        if solved:
+            runs[True].append((solved.group(1), case))
+        elif name.endswith(".ipynb"):
+            runs[False].append((name.split(".", 1)[1].removesuffix(".ipynb"), case))
     seconds: dict[str, float] = defaultdict(float)
     failed: dict[str, int] = defaultdict(int)
-    for case in root.iter("testcase"):
-        name = case.get("classname", "")
-        if not name.endswith(".ipynb"):
-            continue
-        notebook = name.split(".", 1)[1].removesuffix(".ipynb")
+    for notebook, case in runs[True] or runs[False]:
         seconds[notebook] += float(case.get("time", 0))
         failed[notebook] += sum(1 for child in case if child.tag in ("failure", "error"))
-    return backend_of(path), dict(seconds), dict(failed)
+    backend = backend_of(path) + (" (solved)" if runs[True] else "")
+    return backend, dict(seconds), dict(failed)
 
 
 def markdown(times: dict[str, dict[str, float]], failed: dict[str, dict[str, int]]) -> str:
     """A Markdown table: one row per notebook, one column per backend, a total row."""
-    backends = [name for name in BACKENDS if name in times]
+    backends = list(times)
     notebooks = sorted({nb for per in times.values() for nb in per})
     lines = ["| notebook | " + " | ".join(backends) + " |", "|---" * (len(backends) + 1) + "|"]
     for notebook in notebooks:
@@ -67,7 +79,7 @@ def markdown(times: dict[str, dict[str, float]], failed: dict[str, dict[str, int
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("junit", nargs="+", type=Path, help="JUnit XML files of nbval runs")
+    parser.add_argument("junit", nargs="+", type=Path, help="JUnit XML files of the runs")
     parser.add_argument("--out", type=Path, default=None, help="also write the times as JSON")
     args = parser.parse_args(argv)
     times: dict[str, dict[str, float]] = {}

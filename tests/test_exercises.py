@@ -3,7 +3,8 @@
 Each notebook after 00 has at least three exercise cells (tag ``exercise``); each ends with
 ``exercises.check("NN.k", ...)`` and every id is registered in ``exercises/nbNN.py`` and used
 once. The solved notebooks (every exercise cell's learner part replaced by its solution, the
-check wrapped in ``assert``) run top to bottom in fast mode, so a solution cannot rot.
+check wrapped in ``assert``) run top to bottom in fast mode, so a solution cannot rot:
+``make test-backends`` runs them on PyTorch (marker ``solved_notebooks``).
 Checks of single exercises (solution passes, a typical wrong answer gets its hint) are in
 ``tests/test_exercises_nbNN.py``.
 """
@@ -103,13 +104,17 @@ def solved_artifacts(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", WITH_EXERCISES, ids=_ids(WITH_EXERCISES))
+@pytest.mark.solved_notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_solved_notebook_runs_in_fast_mode(path, solved_artifacts, monkeypatch):
-    """Every solution, pasted in place, passes its own check in the running notebook."""
+    """Every solution, pasted in place, passes its own check in the running notebook, on the
+    backend ``KERAS_BACKEND`` names. ``make test-backends`` runs these on PyTorch, as its run
+    of every notebook there (00 has no exercises and runs as it is); ``make test`` leaves them
+    out: its nbval run executes the notebooks as a learner opens them."""
     from nbclient import NotebookClient
 
     if os.environ.get("COURSE_FAST") != "1":
-        pytest.skip("runs the notebooks in fast mode only (COURSE_FAST=1, as make test sets)")
+        pytest.skip("runs the notebooks in fast mode only (COURSE_FAST=1, as make sets)")
     monkeypatch.setenv("COURSE_ARTIFACTS", str(solved_artifacts))
     nb = solved(nbformat.read(path, as_version=4))
     client = NotebookClient(
