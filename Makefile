@@ -62,8 +62,8 @@ mirror: $(STAMP)
 # on JAX as a learner opens it (nbval, as `make test` on TensorFlow), on PyTorch, the fastest
 # here, with every exercise's solution pasted in and its check asserted (the solved runs of
 # tests/test_exercises.py; SOLVED_BACKENDS names the backends that run those instead).
-# BACKENDS="jax" runs one. TEST_XLA_FLAGS: XLA compiles with fewer optimisations, as fast
-# mode's few steps spend their time compiling, not running (nbval of notebook 05 on JAX:
+# BACKENDS="jax" runs one. TEST_XLA_FLAGS: the JAX run's XLA compiles with fewer
+# optimisations, as fast mode's few steps spend their time compiling, not running (nbval of notebook 05 on JAX:
 # 134 s with XLA's defaults, 88 s with these; AMD EPYC, 2026-12-06); your own XLA_FLAGS win.
 BACKENDS ?= jax torch
 SOLVED_BACKENDS ?= torch
@@ -105,8 +105,9 @@ bench: $(STAMP)
 # Colab profile: a second virtualenv with Colab's TensorFlow, Keras and ipywidgets
 # (requirements-colab.txt, helpers added with --no-deps as on Colab) runs the helpers'
 # and exercises' unit tests and notebooks 00 and 03 in fast mode (the solved-notebook runs,
-# structure and hygiene checks do not depend on versions and run in `make test`). Its checkpoints and saved models go to
-# artifacts/colab-profile: an older Keras cannot read what a newer one saved.
+# in `make test-backends`, and the structure and hygiene checks, in `make test`, do not
+# depend on versions). Its checkpoints and saved models go to artifacts/colab-profile: an
+# older Keras cannot read what a newer one saved.
 COLAB_VENV  := .venv-colab
 COLAB_PY    := $(COLAB_VENV)/bin/python
 COLAB_STAMP := $(COLAB_VENV)/.installed

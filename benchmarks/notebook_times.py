@@ -3,13 +3,14 @@
     python benchmarks/notebook_times.py artifacts/notebooks-tensorflow.xml \\
         artifacts/backend-jax/notebooks.xml artifacts/backend-torch/notebooks.xml
 
-``make test`` and ``make test-backends`` write those files (pytest's ``--junitxml``). In
-``make test``'s file a notebook's time is the sum of its cells' times under nbval (the
-kernel's start is not in it); in ``make test-backends``' files it is the time of
+``make test`` and ``make test-backends`` write those files (pytest's ``--junitxml``). In a
+file of nbval runs (``make test``'s, and ``make test-backends``' for JAX) a notebook's time
+is the sum of its cells' times (the kernel's start is not in it); in a file of solved runs
+(``make test-backends``' for its ``SOLVED_BACKENDS``, PyTorch by default) it is the time of
 ``tests/test_exercises.py``'s run of the notebook with its exercises solved (the kernel's
-start included), and the backend's column says "solved". A file's backend is the backend
-name in its path. Prints a Markdown table, notebook by backend, and writes it as JSON with
-``--out``.
+start included), and the column says "(solved)": the two kinds do not compare. A file's
+backend is the backend name in its path. Prints a Markdown table, notebook by file, and
+writes it as JSON with ``--out``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def notebook_seconds(path: Path) -> tuple[str, dict[str, float], dict[str, int]]
 
 
 def markdown(times: dict[str, dict[str, float]], failed: dict[str, dict[str, int]]) -> str:
-    """A Markdown table: one row per notebook, one column per backend, a total row."""
+    """A Markdown table: one row per notebook, one column per file (its backend, with
+    "(solved)" for solved runs), a total row."""
     backends = list(times)
     notebooks = sorted({nb for per in times.values() for nb in per})
     lines = ["| notebook | " + " | ".join(backends) + " |", "|---" * (len(backends) + 1) + "|"]

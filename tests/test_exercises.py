@@ -99,8 +99,9 @@ def test_solution_prints_the_code(capsys):
 
 @pytest.fixture(scope="module")
 def solved_artifacts(tmp_path_factory):
-    """One artifacts folder for the solved notebooks, apart from the nbval run's."""
-    return tmp_path_factory.mktemp("solved-artifacts")
+    """Where the solved notebooks write: ``COURSE_ARTIFACTS`` when set (``make test-backends``
+    sets one per backend), else a new folder, apart from the artifacts of other runs."""
+    return os.environ.get("COURSE_ARTIFACTS") or str(tmp_path_factory.mktemp("solved-artifacts"))
 
 
 @pytest.mark.slow
@@ -115,7 +116,7 @@ def test_solved_notebook_runs_in_fast_mode(path, solved_artifacts, monkeypatch):
 
     if os.environ.get("COURSE_FAST") != "1":
         pytest.skip("runs the notebooks in fast mode only (COURSE_FAST=1, as make sets)")
-    monkeypatch.setenv("COURSE_ARTIFACTS", str(solved_artifacts))
+    monkeypatch.setenv("COURSE_ARTIFACTS", solved_artifacts)
     nb = solved(nbformat.read(path, as_version=4))
     client = NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

@@ -1,5 +1,6 @@
-"""benchmarks/notebook_times.py: each notebook's time per backend, from nbval's cells in
-``make test``'s JUnit file and from the solved-notebook runs in ``make test-backends``'."""
+"""benchmarks/notebook_times.py: each notebook's time per backend, from nbval's cells
+(``make test``, and ``make test-backends`` on JAX) and from the solved-notebook runs
+(``make test-backends`` on PyTorch)."""
 
 import importlib.util
 import sys
