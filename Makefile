@@ -62,12 +62,9 @@ mirror: $(STAMP)
 # on JAX as a learner opens it (nbval, as `make test` on TensorFlow), on PyTorch, the fastest
 # here, with every exercise's solution pasted in and its check asserted (the solved runs of
 # tests/test_exercises.py; SOLVED_BACKENDS names the backends that run those instead).
-# BACKENDS="jax" runs one. TEST_XLA_FLAGS: the JAX run's XLA compiles with fewer
-# optimisations, as fast mode's few steps spend their time compiling, not running (nbval of notebook 05 on JAX:
-# 134 s with XLA's defaults, 88 s with these; AMD EPYC, 2026-12-06); your own XLA_FLAGS win.
+# BACKENDS="jax" runs one.
 BACKENDS ?= jax torch
 SOLVED_BACKENDS ?= torch
-TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true
 test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
 	@$(call TEST_DATA,$(PY)); \
 	for backend in $(BACKENDS); do \
@@ -78,7 +75,7 @@ test-backends: $(STAMP) $(if $(filter torch,$(BACKENDS)),$(TORCH_STAMP))
 		esac; \
 		echo "== every notebook, $$what, on the $$backend backend"; \
 		KERAS_BACKEND=$$backend COURSE_FAST=1 COURSE_ARTIFACTS=$(CURDIR)/artifacts/backend-$$backend \
-			XLA_FLAGS="$${XLA_FLAGS:-$(TEST_XLA_FLAGS)}" $(PY) -m pytest $$tests -p no:cacheprovider \
+			$(PY) -m pytest $$tests -p no:cacheprovider \
 			--junitxml=artifacts/backend-$$backend/notebooks.xml $(PYTEST_ARGS) || exit 1; \
 	done; \
 	$(PY) benchmarks/notebook_times.py $(wildcard artifacts/notebooks-tensorflow.xml) \
