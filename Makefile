@@ -1,5 +1,5 @@
 # The course's two commands: `make lab` (set up and open the course) and
-# `make test` (set up and run every test). Both create .venv on first use.
+# `make test` (set up and run the tests; the solved notebooks run in `make test-backends`). Both create .venv on first use.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -49,6 +49,7 @@ endef
 
 # Unit tests, hygiene checks, and every notebook under nbval in fast mode, as a learner opens
 # it (exercises unanswered); the runs with every exercise solved are `make test-backends`'.
+# A -m of your own in PYTEST_ARGS replaces the -m below.
 test: $(STAMP)
 	@$(call TEST_DATA,$(PY)); \
 	COURSE_FAST=1 $(PY) -m pytest -m "not solved_notebooks" \

@@ -9,8 +9,9 @@ is the sum of its cells' times (the kernel's start is not in it); in a file of s
 (``make test-backends``' for its ``SOLVED_BACKENDS``, PyTorch by default) it is the time of
 ``tests/test_exercises.py``'s run of the notebook with its exercises solved (the kernel's
 start included), and the column says "(solved)": the two kinds do not compare. A file's
-backend is the backend name in its path. Prints a Markdown table, notebook by file, and
-writes it as JSON with ``--out``.
+backend is the backend name in its path. Prints a Markdown table, notebook by backend and
+kind of run, and writes it as JSON with ``--out``. Files of the same backend and kind share a
+column: the last one read wins.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def notebook_seconds(path: Path) -> tuple[str, dict[str, float], dict[str, int]]
 
 
 def markdown(times: dict[str, dict[str, float]], failed: dict[str, dict[str, int]]) -> str:
-    """A Markdown table: one row per notebook, one column per file (its backend, with
-    "(solved)" for solved runs), a total row."""
+    """A Markdown table: one row per notebook, one column per backend and kind of run (the
+    backend's name, with "(solved)" for solved runs), a total row."""
     backends = list(times)
     notebooks = sorted({nb for per in times.values() for nb in per})
     lines = ["| notebook | " + " | ".join(backends) + " |", "|---" * (len(backends) + 1) + "|"]
