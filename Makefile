@@ -1,5 +1,6 @@
-# The course's two commands: `make lab` (set up and open the course) and
-# `make test` (set up and run the tests; the solved notebooks run in `make test-backends`). Both create .venv on first use.
+# The course's two commands: `make lab` (set up and open the course) and `make test` (set up
+# and run the tests; the solved notebooks run in `make test-backends`). Both create .venv on
+# first use.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
