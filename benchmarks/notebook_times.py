@@ -45,19 +45,19 @@ def notebook_seconds(path: Path) -> tuple[str, dict[str, float], dict[str, int]]
         root = ElementTree.parse(path).getroot()
     except (OSError, ElementTree.ParseError) as error:
         raise SystemExit(f"{path}: cannot read it as a JUnit XML file ({error})") from None
-    runs: dict[bool, list] = {True: [], False: []}  # solved runs, nbval cells
+    solved_runs, cells = [], []  # (notebook, test case) pairs
     for case in root.iter("testcase"):
         name, solved = case.get("classname", ""), SOLVED_CASE.match(case.get("name", ""))
         if solved:
-            runs[True].append((solved.group(1), case))
+            solved_runs.append((solved.group(1), case))
         elif name.endswith(".ipynb"):
-            runs[False].append((name.split(".", 1)[1].removesuffix(".ipynb"), case))
+            cells.append((name.split(".", 1)[1].removesuffix(".ipynb"), case))
     seconds: dict[str, float] = defaultdict(float)
     failed: dict[str, int] = defaultdict(int)
-    for notebook, case in runs[True] or runs[False]:
+    for notebook, case in solved_runs or cells:
         seconds[notebook] += float(case.get("time", 0))
         failed[notebook] += sum(1 for child in case if child.tag in ("failure", "error"))
-    backend = backend_of(path) + (" (solved)" if runs[True] else "")
+    backend = backend_of(path) + (" (solved)" if solved_runs else "")
     return backend, dict(seconds), dict(failed)
 
 

@@ -54,7 +54,7 @@ def test_solved_runs_take_the_place_of_cells_and_name_the_column(tmp_path):
     assert seconds == {"01_preprocessing": 20.0, "02_building_a_cnn": 30.0}
 
 
-def test_table_has_a_column_per_file_and_fails_on_a_failure(tmp_path, capsys):
+def test_table_has_a_column_per_kind_of_run_and_fails_on_a_failure(tmp_path, capsys):
     nbval = _write(tmp_path, "notebooks-tensorflow.xml", NBVAL)
     solved = _write(tmp_path, "backend-torch/notebooks.xml", SOLVED)
     assert notebook_times.main([str(nbval), str(solved)]) == 1
